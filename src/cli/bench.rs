@@ -1,0 +1,36 @@
+//! `latentflow bench`: speed figures as one JSON line.
+
+use super::{BenchGeneratorArgs, device};
+use crate::bench::decode_ms;
+use crate::store::{default_model_dir, load_generator};
+use crate::train::generator::measure_train_throughput;
+use anyhow::{Context, Result};
+
+/// Prints `{"decode_ms_b1", "decode_ms_b32", "train_img_per_s", ...}` for a model.
+pub fn generator(args: BenchGeneratorArgs) -> Result<()> {
+    let dev = device()?;
+    let dir = args.model.unwrap_or_else(default_model_dir);
+    let t = std::time::Instant::now();
+    let g = load_generator(&dir, &dev)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let reps = args.reps.max(1);
+    let b1 = decode_ms(&g.model, 1, reps, &dev)?;
+    let b32 = decode_ms(&g.model, 32, reps.div_ceil(5), &dev)?;
+    let dataset = g
+        .manifest
+        .dataset
+        .clone()
+        .context("the manifest names no dataset")?;
+    let train = measure_train_throughput(&g.config, &dataset, 64, 5, &dev)?;
+    let line = serde_json::json!({
+        "model": dir.display().to_string(),
+        "device": format!("{dev:?}"),
+        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "load_ms": load_ms,
+        "decode_ms_b1": b1,
+        "decode_ms_b32": b32,
+        "train_img_per_s": train,
+    });
+    println!("{line}");
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! The command line: clap definitions and one function per subcommand. Long work shows an
+//! indicatif progress bar; every command that draws random numbers takes `--seed`.
+
+mod bench;
+mod dataset;
+mod import;
+mod sample;
+mod train;
+
+use crate::models::GeneratorKind;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Explore the latent spaces of generative models with learned potential flows.
+///
+/// Run with no subcommand to open the desktop app on the shipped default model.
+#[derive(Debug, Parser)]
+#[command(name = "latentflow", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the desktop app (the default when no subcommand is given).
+    App(AppArgs),
+    /// Inspect the procedural datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Train a generator (VAE or GAN) on a dataset; resumes an interrupted run.
+    TrainGenerator(TrainGeneratorArgs),
+    /// Decode latent codes drawn from the prior into a PNG grid.
+    Sample(SampleArgs),
+    /// Convert a PyTorch state dict of a built-in architecture into a model folder.
+    ImportPth(ImportPthArgs),
+    /// Measure speed and print one JSON line.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Arguments of `app`.
+#[derive(Debug, Args, Default)]
+pub struct AppArgs {
+    /// Model folder to open (default: the shipped scenes VAE).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+/// `dataset` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Save a grid of dataset images as PNG.
+    Preview(PreviewArgs),
+}
+
+/// Arguments of `dataset preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// sprites, scenes, folder:DIR or mnist:FILE.
+    #[arg(long)]
+    pub dataset: String,
+    /// Number of images.
+    #[arg(long, default_value_t = 64)]
+    pub n: usize,
+    /// Images per row.
+    #[arg(long, default_value_t = 8)]
+    pub cols: usize,
+    /// Random seed choosing the images.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Transformation sequences instead of single images: one row per sequence
+    /// (scale, rotate, hue, or a factor name such as orientation).
+    #[arg(long)]
+    pub sequence: Option<String>,
+    /// Frames per sequence (T + 1).
+    #[arg(long, default_value_t = 9)]
+    pub frames: usize,
+    /// Output PNG.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `train-generator`.
+#[derive(Debug, Args)]
+pub struct TrainGeneratorArgs {
+    /// sprites, scenes, folder:DIR or mnist:FILE.
+    #[arg(long)]
+    pub dataset: String,
+    /// Architecture.
+    #[arg(long, default_value = "vae", value_parser = parse_kind)]
+    pub kind: GeneratorKind,
+    /// Latent size.
+    #[arg(long, default_value_t = 10)]
+    pub latent: usize,
+    /// Width of the first convolution (default: 32 for a VAE, 64 for a GAN).
+    #[arg(long)]
+    pub base: Option<usize>,
+    /// Total iterations (an interrupted run continues up to this).
+    #[arg(long, default_value_t = 5000)]
+    pub iters: u64,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Learning rate (default: 1e-3 VAE, 2e-4 GAN).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Weight of the KL term (VAE).
+    #[arg(long, default_value_t = 1.0)]
+    pub beta: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Iterations between checkpoints.
+    #[arg(long, default_value_t = 250)]
+    pub checkpoint_every: u64,
+    /// Start over, replacing a run or model in --out.
+    #[arg(long)]
+    pub restart: bool,
+    /// Output model folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `sample`.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Number of samples.
+    #[arg(long, default_value_t = 16)]
+    pub n: usize,
+    /// Images per row (default: √n rounded up).
+    #[arg(long)]
+    pub cols: Option<usize>,
+    /// Random seed for the latent codes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Nearest-neighbour upscaling factor.
+    #[arg(long, default_value_t = 1)]
+    pub scale: usize,
+    /// Output PNG.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `import-pth`.
+#[derive(Debug, Args)]
+pub struct ImportPthArgs {
+    /// The PyTorch state dict (`torch.save(model.state_dict(), path)`).
+    #[arg(long)]
+    pub pth: PathBuf,
+    /// Architecture.
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: GeneratorKind,
+    /// Latent size.
+    #[arg(long)]
+    pub latent: usize,
+    /// Image channels (1 or 3).
+    #[arg(long)]
+    pub channels: usize,
+    /// Width of the first convolution.
+    #[arg(long)]
+    pub base: usize,
+    /// Image side.
+    #[arg(long, default_value_t = 64)]
+    pub image_size: usize,
+    /// Output model folder (must not hold a model yet).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Decode latency (batch 1 and 32) and training throughput of a generator.
+    Generator(BenchGeneratorArgs),
+}
+
+/// Arguments of `bench generator`.
+#[derive(Debug, Args)]
+pub struct BenchGeneratorArgs {
+    /// Model folder (default: the shipped scenes VAE).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Timed repetitions per figure.
+    #[arg(long, default_value_t = 50)]
+    pub reps: usize,
+}
+
+fn parse_kind(s: &str) -> Result<GeneratorKind, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+/// The compute device: CPU, or the first CUDA device in a `cuda` build.
+pub fn device() -> anyhow::Result<candle_core::Device> {
+    #[cfg(feature = "cuda")]
+    {
+        Ok(candle_core::Device::new_cuda(0)?)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Ok(candle_core::Device::Cpu)
+    }
+}
+
+/// The command line as typed, for manifests.
+pub fn command_line() -> String {
+    std::env::args()
+        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => crate::app::run(AppArgs::default()),
+        Some(Command::App(args)) => crate::app::run(args),
+        Some(Command::Dataset(DatasetCommand::Preview(args))) => dataset::preview(args),
+        Some(Command::TrainGenerator(args)) => train::train_generator(args),
+        Some(Command::Sample(args)) => sample::sample(args),
+        Some(Command::ImportPth(args)) => import::import_pth(args),
+        Some(Command::Bench(BenchCommand::Generator(args))) => bench::generator(args),
+    }
+}

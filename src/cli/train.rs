@@ -1,0 +1,69 @@
+//! `latentflow train-generator`: train with a progress bar; Ctrl-C checkpoints and stops.
+
+use super::{TrainGeneratorArgs, command_line, device};
+use crate::train::{CancelToken, GeneratorTrainConfig, Progress, train_generator as run_training};
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Trains the generator the arguments describe.
+pub fn train_generator(args: TrainGeneratorArgs) -> Result<()> {
+    let mut cfg = GeneratorTrainConfig::new(&args.dataset, args.kind, args.out.clone());
+    cfg.latent = args.latent;
+    cfg.base = args.base;
+    cfg.iters = args.iters;
+    cfg.batch_size = args.batch_size;
+    cfg.lr = args.lr;
+    cfg.beta = args.beta;
+    cfg.seed = args.seed;
+    cfg.checkpoint_every = args.checkpoint_every;
+    cfg.restart = args.restart;
+    cfg.command = command_line();
+
+    let cancel = CancelToken::new();
+    let handler_token = cancel.clone();
+    // A second Ctrl-C (or a failure to install the handler) falls back to the default.
+    let _ = ctrlc::set_handler(move || handler_token.cancel());
+
+    let bar = ProgressBar::new(args.iters);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} it  eta {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let summary = run_training(&cfg, &device()?, &cancel, &mut |p| match p {
+        Progress::Started { iteration, .. } => {
+            if iteration > 0 {
+                bar.println(format!("resuming at iteration {iteration}"));
+            }
+            bar.set_position(iteration);
+        }
+        Progress::Iteration {
+            iteration,
+            losses,
+            images_per_s,
+            ..
+        } => {
+            bar.set_position(iteration);
+            let terms: Vec<String> = losses.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
+            bar.set_message(format!("{}  {images_per_s:.0} img/s", terms.join("  ")));
+        }
+        Progress::Checkpoint { .. } => {}
+    });
+    bar.finish_and_clear();
+    let summary = summary?;
+    let metrics: Vec<String> = summary
+        .metrics
+        .iter()
+        .map(|(n, v)| format!("{n} {v:.4}"))
+        .collect();
+    println!(
+        "trained {} iterations ({:.0} s in total, {:.0} img/s); final: {}; wrote {}",
+        summary.iterations,
+        summary.elapsed_s,
+        summary.images_per_s,
+        metrics.join(", "),
+        args.out.display()
+    );
+    Ok(())
+}

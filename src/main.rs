@@ -1,0 +1,25 @@
+//! The `latentflow` binary: with no subcommand it opens the desktop app; subcommands run
+//! headless (see `latentflow --help`).
+
+use clap::Parser;
+use latentflow::cli::{Cli, run};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if matches!(
+                e.downcast_ref::<latentflow::Error>(),
+                Some(latentflow::Error::Cancelled)
+            ) {
+                eprintln!(
+                    "interrupted; the last checkpoint is kept (run the same command to resume)"
+                );
+                return std::process::ExitCode::from(130);
+            }
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! Training a generator (VAE or GAN) on a dataset, as a resumable job.
+//!
+//! The output folder is a checkpoint (see [`crate::store`]) plus `samples.png` (an 8×8
+//! grid from fixed latent codes), `reconstructions.png` (VAE: data rows above their
+//! reconstructions), `loss.csv`, and `train-state.safetensors` for resuming. Running the
+//! same command again after an interruption continues from the last checkpoint.
+
+use super::batches::{BatchStream, batch_indices, load_batch};
+use super::losses::{bce_with_logits, gaussian_kl};
+use super::state::{LogRow, STATE_FILE, TrainState, write_log_csv};
+use super::{CancelToken, Progress};
+use crate::data::{self, Dataset, Image, image::grid};
+use crate::models::images::to_images;
+use crate::models::{
+    Discriminator, Gan, Generator, GeneratorConfig, GeneratorKind, Vae, randn, sample_latents,
+};
+use crate::nn::{Adam, Params};
+use crate::store::{self, Manifest, atomic, manifest::Training};
+use crate::{Error, Result};
+use candle_core::{Device, Tensor, Var};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Settings of a generator training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorTrainConfig {
+    /// Dataset specification (see [`crate::data::open`]).
+    pub dataset: String,
+    /// VAE or GAN.
+    pub kind: GeneratorKind,
+    /// Latent size.
+    pub latent: usize,
+    /// Base width (None: the kind's default).
+    pub base: Option<usize>,
+    /// Total iterations (a resumed run continues up to this).
+    pub iters: u64,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Learning rate (None: 1e-3 for a VAE, 2e-4 for a GAN).
+    pub lr: Option<f64>,
+    /// Weight of the KL term (VAE).
+    pub beta: f64,
+    /// Random seed.
+    pub seed: u64,
+    /// Write a checkpoint every this many iterations.
+    pub checkpoint_every: u64,
+    /// Report losses every this many iterations.
+    pub log_every: u64,
+    /// Output folder.
+    #[serde(skip)]
+    pub out: PathBuf,
+    /// The command line, recorded in the manifest.
+    #[serde(skip)]
+    pub command: String,
+    /// Start over even if `out` holds a run.
+    #[serde(skip)]
+    pub restart: bool,
+}
+
+impl GeneratorTrainConfig {
+    /// Defaults for `dataset` and `kind`, writing to `out`.
+    pub fn new(dataset: &str, kind: GeneratorKind, out: PathBuf) -> Self {
+        Self {
+            dataset: dataset.into(),
+            kind,
+            latent: 10,
+            base: None,
+            iters: 5000,
+            batch_size: 64,
+            lr: None,
+            beta: 1.0,
+            seed: 0,
+            checkpoint_every: 250,
+            log_every: 10,
+            out,
+            command: String::new(),
+            restart: false,
+        }
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr.unwrap_or(match self.kind {
+            GeneratorKind::Vae => 1e-3,
+            GeneratorKind::Gan => 2e-4,
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.iters == 0 || self.batch_size == 0 {
+            return Err(Error::config("--iters and --batch-size must be positive"));
+        }
+        if self.checkpoint_every == 0 || self.log_every == 0 {
+            return Err(Error::config(
+                "checkpoint and log intervals must be positive",
+            ));
+        }
+        let lr = self.learning_rate();
+        if !(lr.is_finite() && lr > 0.0) || !(self.beta.is_finite() && self.beta >= 0.0) {
+            return Err(Error::config(
+                "--lr must be positive and --beta non-negative",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The settings that must agree for a run to be resumed (everything but `iters`).
+    fn fingerprint(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("iters");
+            m.remove("checkpoint_every");
+            m.remove("log_every");
+        }
+        v
+    }
+}
+
+/// What a finished (or already complete) run reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// Iterations completed in total.
+    pub iterations: u64,
+    /// The iteration this invocation started from (non-zero after a resume).
+    pub resumed_from: u64,
+    /// Training seconds in total.
+    pub elapsed_s: f64,
+    /// Final losses (mean over the last logged window).
+    pub metrics: BTreeMap<String, f64>,
+    /// Training throughput of this invocation.
+    pub images_per_s: f64,
+}
+
+/// The models being trained and their optimisers.
+enum Trainer {
+    Vae {
+        vae: Vae,
+        opt: Adam,
+    },
+    Gan {
+        generator: Gan,
+        disc: Discriminator,
+        opt_g: Adam,
+        opt_d: Adam,
+    },
+}
+
+fn vars_with_prefix(p: &Params, prefix: &str) -> Result<Vec<(String, Var)>> {
+    Ok(p.trainable_vars()?
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(prefix))
+        .collect())
+}
+
+impl Trainer {
+    fn new(p: &Params, cfg: &GeneratorConfig, lr: f64) -> Result<Self> {
+        Ok(match cfg.kind {
+            GeneratorKind::Vae => {
+                let vae = Vae::new(p, cfg)?;
+                let opt = Adam::new(p.trainable_vars()?, lr)?;
+                Trainer::Vae { vae, opt }
+            }
+            GeneratorKind::Gan => {
+                let generator = Gan::new(p, cfg)?;
+                let disc = Discriminator::new(p, cfg)?;
+                let opt_g = Adam::with_betas(vars_with_prefix(p, "generator.")?, lr, 0.5, 0.999)?;
+                let opt_d =
+                    Adam::with_betas(vars_with_prefix(p, "discriminator.")?, lr, 0.5, 0.999)?;
+                Trainer::Gan {
+                    generator,
+                    disc,
+                    opt_g,
+                    opt_d,
+                }
+            }
+        })
+    }
+
+    fn optimizers(&mut self) -> Vec<&mut Adam> {
+        match self {
+            Trainer::Vae { opt, .. } => vec![opt],
+            Trainer::Gan { opt_g, opt_d, .. } => vec![opt_g, opt_d],
+        }
+    }
+
+    fn generator(&self) -> &dyn Generator {
+        match self {
+            Trainer::Vae { vae, .. } => vae,
+            Trainer::Gan { generator, .. } => generator,
+        }
+    }
+
+    /// One update on batch `x`; returns the named loss terms.
+    fn step(&mut self, x: &Tensor, beta: f64, rng: &mut ChaCha8Rng) -> Result<Vec<(String, f64)>> {
+        let n = x.dim(0)?;
+        match self {
+            Trainer::Vae { vae, opt } => {
+                let (mu, logvar) = vae.encode(x)?;
+                let eps = randn(mu.dims(), rng, x.device())?;
+                let z = (&mu + (logvar.affine(0.5, 0.)?.exp()? * eps)?)?;
+                let recon = bce_with_logits(&vae.decode_logits(&z)?, x)?;
+                let kl = gaussian_kl(&mu, &logvar)?;
+                let loss = (&recon + (&kl * beta)?)?;
+                let values = scalars(&[("loss", &loss), ("recon", &recon), ("kl", &kl)])?;
+                check_finite_losses(&values)?;
+                opt.backward_step(&loss)?;
+                Ok(values)
+            }
+            Trainer::Gan {
+                generator,
+                disc,
+                opt_g,
+                opt_d,
+            } => {
+                generator.set_training(true);
+                disc.set_training(true);
+                let latent = generator.config().latent;
+                let z = randn(&[n, latent], rng, x.device())?;
+                let fake = generator.decode(&z)?;
+                let ones = Tensor::ones((n, 1), x.dtype(), x.device())?;
+                let zeros = ones.zeros_like()?;
+                // Discriminator: real → 1, fake → 0 (fake detached: no generator gradient).
+                let d_real = bce_with_logits(&disc.forward(x)?, &ones)?;
+                let d_fake = bce_with_logits(&disc.forward(&fake.detach())?, &zeros)?;
+                let d_loss = ((d_real + d_fake)? * 0.5)?;
+                // Generator: the non-saturating loss −log D(G(z)).
+                let g_loss = bce_with_logits(&disc.forward(&fake)?, &ones)?;
+                let values = scalars(&[("d_loss", &d_loss), ("g_loss", &g_loss)])?;
+                check_finite_losses(&values)?;
+                opt_d.backward_step(&d_loss)?;
+                opt_g.step(&g_loss.backward()?)?;
+                generator.set_training(false);
+                disc.set_training(false);
+                Ok(values)
+            }
+        }
+    }
+}
+
+fn scalars(named: &[(&str, &Tensor)]) -> Result<Vec<(String, f64)>> {
+    named
+        .iter()
+        .map(|(n, t)| {
+            Ok((
+                n.to_string(),
+                t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?,
+            ))
+        })
+        .collect()
+}
+
+fn check_finite_losses(values: &[(String, f64)]) -> Result<()> {
+    match values.iter().find(|(_, v)| !v.is_finite()) {
+        Some((name, v)) => Err(Error::config(format!("loss term {name} became {v}"))),
+        None => Ok(()),
+    }
+}
+
+/// Trains (or resumes training) as `cfg` says, reporting through `progress`.
+pub fn train_generator(
+    cfg: &GeneratorTrainConfig,
+    device: &Device,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrainSummary> {
+    cfg.validate()?;
+    let ds: Arc<dyn Dataset> = Arc::from(data::open(&cfg.dataset, data::IMAGE_SIZE)?);
+    ds.check()?;
+    let mut arch = GeneratorConfig::new(cfg.kind, cfg.latent, ds.channels());
+    if let Some(base) = cfg.base {
+        arch.base = base;
+    }
+    arch.image_size = ds.size();
+    arch.validate()?;
+
+    let out = &cfg.out;
+    let state_path = out.join(STATE_FILE);
+    if !cfg.restart && !state_path.exists() && out.join(store::MANIFEST_FILE).exists() {
+        return Err(Error::config(format!(
+            "{} already holds a model; choose another --out or pass --restart to overwrite it",
+            out.display()
+        )));
+    }
+    atomic::check_writable(out)?;
+
+    let params = Params::new(cfg.seed, device);
+    let mut trainer = Trainer::new(&params, &arch, cfg.learning_rate())?;
+    let (mut iteration, mut elapsed_prev, mut log) = (0u64, 0.0, Vec::new());
+    if state_path.exists() && !cfg.restart {
+        let state = TrainState::load(&state_path, device)?;
+        if state.settings != cfg.fingerprint() {
+            return Err(Error::config(format!(
+                "{} holds a run with other settings ({}); pass --restart to start over or choose another --out",
+                out.display(),
+                state.settings
+            )));
+        }
+        restore(&params, &mut trainer, &state)?;
+        (iteration, elapsed_prev, log) = (state.iteration, state.elapsed_s, state.log);
+    }
+    let resumed_from = iteration;
+    progress(Progress::Started {
+        iteration,
+        total: cfg.iters,
+    });
+
+    let start = Instant::now();
+    let fixed_z = sample_latents(
+        arch.prior,
+        64,
+        arch.latent,
+        &mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed),
+        device,
+    )?;
+    let stream = BatchStream::new(ds.clone(), cfg.batch_size, cfg.seed, iteration, cfg.iters);
+    let mut window: Vec<Vec<(String, f64)>> = Vec::new();
+    let save = |iteration: u64, trainer: &mut Trainer, log: &[LogRow], elapsed: f64| {
+        let ctx = SaveContext {
+            cfg,
+            arch: &arch,
+            params: &params,
+            ds: ds.as_ref(),
+            fixed_z: &fixed_z,
+            device,
+        };
+        ctx.save(iteration, trainer, log, elapsed)
+    };
+
+    while iteration < cfg.iters {
+        if cancel.is_cancelled() {
+            save(
+                iteration,
+                &mut trainer,
+                &log,
+                elapsed_prev + start.elapsed().as_secs_f64(),
+            )?;
+            progress(Progress::Checkpoint { iteration });
+            return Err(Error::Cancelled);
+        }
+        let x = stream.next(device)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
+        rng.set_stream(iteration);
+        let values = trainer.step(&x, cfg.beta, &mut rng).map_err(|e| {
+            Error::config(format!(
+                "training stopped at iteration {}: {e}; the last good checkpoint in {} is kept",
+                iteration + 1,
+                out.display()
+            ))
+        })?;
+        iteration += 1;
+        window.push(values);
+        let elapsed = elapsed_prev + start.elapsed().as_secs_f64();
+        if iteration % cfg.log_every == 0 || iteration == cfg.iters {
+            let values = mean_values(&window);
+            window.clear();
+            let done = (iteration - resumed_from) as f64;
+            let images_per_s =
+                done * cfg.batch_size as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            log.push(LogRow {
+                iteration,
+                elapsed_s: elapsed,
+                values: values.clone(),
+            });
+            progress(Progress::Iteration {
+                iteration,
+                total: cfg.iters,
+                losses: values,
+                images_per_s,
+            });
+        }
+        if iteration % cfg.checkpoint_every == 0 || iteration == cfg.iters {
+            save(iteration, &mut trainer, &log, elapsed)?;
+            progress(Progress::Checkpoint { iteration });
+        }
+    }
+    if resumed_from == cfg.iters {
+        // Nothing left to do, but make sure the exported files exist.
+        save(iteration, &mut trainer, &log, elapsed_prev)?;
+    }
+    let run_s = start.elapsed().as_secs_f64();
+    Ok(TrainSummary {
+        iterations: iteration,
+        resumed_from,
+        elapsed_s: elapsed_prev + run_s,
+        metrics: log
+            .last()
+            .map(|r| r.values.iter().cloned().collect())
+            .unwrap_or_default(),
+        images_per_s: (iteration - resumed_from) as f64 * cfg.batch_size as f64 / run_s.max(1e-9),
+    })
+}
+
+fn mean_values(window: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
+    let Some(first) = window.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let sum: f64 = window.iter().map(|v| v[i].1).sum();
+            (name.clone(), sum / window.len() as f64)
+        })
+        .collect()
+}
+
+fn restore(params: &Params, trainer: &mut Trainer, state: &TrainState) -> Result<()> {
+    let model: BTreeMap<String, Tensor> = state
+        .tensors
+        .iter()
+        .filter_map(|(n, t)| n.strip_prefix("model.").map(|n| (n.to_string(), t.clone())))
+        .collect();
+    params.load(&model)?;
+    for (i, opt) in trainer.optimizers().into_iter().enumerate() {
+        let prefix = format!("opt{i}.");
+        let st: BTreeMap<String, Tensor> = state
+            .tensors
+            .iter()
+            .filter_map(|(n, t)| n.strip_prefix(&prefix).map(|n| (n.to_string(), t.clone())))
+            .collect();
+        opt.load_state(&st, state.iteration)?;
+    }
+    Ok(())
+}
+
+struct SaveContext<'a> {
+    cfg: &'a GeneratorTrainConfig,
+    arch: &'a GeneratorConfig,
+    params: &'a Params,
+    ds: &'a dyn Dataset,
+    fixed_z: &'a Tensor,
+    device: &'a Device,
+}
+
+impl SaveContext<'_> {
+    /// Writes the training state, the exported checkpoint, the pictures and the log.
+    fn save(
+        &self,
+        iteration: u64,
+        trainer: &mut Trainer,
+        log: &[LogRow],
+        elapsed: f64,
+    ) -> Result<()> {
+        let out = &self.cfg.out;
+        let model = self.params.tensors()?;
+        let mut tensors: BTreeMap<String, Tensor> = model
+            .iter()
+            .map(|(n, t)| (format!("model.{n}"), t.clone()))
+            .collect();
+        for (i, opt) in trainer.optimizers().into_iter().enumerate() {
+            for (n, t) in opt.state() {
+                tensors.insert(format!("opt{i}.{n}"), t);
+            }
+        }
+        let state = TrainState {
+            iteration,
+            elapsed_s: elapsed,
+            settings: self.cfg.fingerprint(),
+            log: log.to_vec(),
+            tensors,
+        };
+        state.save(&out.join(STATE_FILE))?;
+
+        let mut manifest = Manifest::new(
+            "generator",
+            serde_json::to_value(self.arch).map_err(|e| Error::config(e.to_string()))?,
+        );
+        manifest.dataset = Some(self.ds.name());
+        let mut settings = BTreeMap::new();
+        settings.insert("batch_size".into(), self.cfg.batch_size.into());
+        settings.insert("lr".into(), self.cfg.learning_rate().into());
+        settings.insert("beta".into(), self.cfg.beta.into());
+        manifest.training = Some(Training {
+            command: self.cfg.command.clone(),
+            seed: self.cfg.seed,
+            iterations: iteration,
+            elapsed_s: elapsed,
+            settings,
+        });
+        manifest.metrics = log
+            .last()
+            .map(|r| r.values.iter().cloned().collect())
+            .unwrap_or_default();
+        store::save_generator(out, &mut manifest, &model)?;
+
+        let samples = to_images(&trainer.generator().decode(self.fixed_z)?)?;
+        grid(&samples, 8, 2)?.save_png(&out.join("samples.png"))?;
+        if let Trainer::Vae { vae, .. } = trainer {
+            let idx = batch_indices(self.cfg.seed ^ 0xda7a, 0, 16, self.ds.len());
+            let x = load_batch(self.ds, &idx, self.device)?;
+            let (mu, _) = vae.encode(&x)?;
+            let recon = to_images(&vae.decode(&mu)?)?;
+            let data = to_images(&x)?;
+            let rows: Vec<Image> = (0..2)
+                .flat_map(|r| {
+                    let d = data[r * 8..r * 8 + 8].iter().cloned();
+                    d.chain(recon[r * 8..r * 8 + 8].iter().cloned())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            grid(&rows, 8, 2)?.save_png(&out.join("reconstructions.png"))?;
+        }
+        write_log_csv(&out.join("loss.csv"), log)
+    }
+}
+
+/// Training throughput (images per second) of a fresh model of architecture `arch` on
+/// `dataset`: the median over `iters` timed iterations after two warm-up ones, data
+/// rendering included.
+pub fn measure_train_throughput(
+    arch: &GeneratorConfig,
+    dataset: &str,
+    batch_size: usize,
+    iters: usize,
+    device: &Device,
+) -> Result<f64> {
+    let ds: Arc<dyn Dataset> = Arc::from(data::open(dataset, arch.image_size)?);
+    let params = Params::new(0, device);
+    let lr = match arch.kind {
+        GeneratorKind::Vae => 1e-3,
+        GeneratorKind::Gan => 2e-4,
+    };
+    let mut trainer = Trainer::new(&params, arch, lr)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut times = Vec::with_capacity(iters);
+    for it in 0..iters + 2 {
+        let t = Instant::now();
+        let x = load_batch(
+            ds.as_ref(),
+            &batch_indices(0, it as u64, batch_size, ds.len()),
+            device,
+        )?;
+        trainer.step(&x, 1.0, &mut rng)?;
+        if it >= 2 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(batch_size as f64 / crate::bench::median(&mut times))
+}

@@ -1,0 +1,49 @@
+//! Training loops as resumable jobs. A job runs on the calling thread, checks a
+//! cancellation flag every iteration, reports [`Progress`] through a callback (the CLI
+//! draws a progress bar from it, the app a loss plot), and checkpoints periodically so an
+//! interruption loses at most the work since the last checkpoint.
+
+pub mod batches;
+pub mod generator;
+pub mod losses;
+pub mod state;
+
+pub use generator::{GeneratorTrainConfig, TrainSummary, train_generator};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A shared flag that asks a running job to stop at the next iteration.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks the job to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether stopping was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What a training job reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// The job started at `iteration` (non-zero when resuming) of `total`.
+    Started { iteration: u64, total: u64 },
+    /// One logged iteration: named loss terms and throughput.
+    Iteration {
+        iteration: u64,
+        total: u64,
+        losses: Vec<(String, f64)>,
+        images_per_s: f64,
+    },
+    /// A checkpoint was written after `iteration`.
+    Checkpoint { iteration: u64 },
+}
