@@ -18,7 +18,10 @@ fn main() -> std::process::ExitCode {
                 );
                 return std::process::ExitCode::from(130);
             }
-            eprintln!("error: {e:#}");
+            // One line: candle appends a backtrace to its messages when RUST_BACKTRACE is
+            // set; the message itself is the first line.
+            let message = format!("{e:#}");
+            eprintln!("error: {}", message.lines().next().unwrap_or("unknown error").trim_end());
             std::process::ExitCode::FAILURE
         }
     }

@@ -207,8 +207,10 @@ pub fn device() -> anyhow::Result<candle_core::Device> {
 }
 
 /// The command line as typed, for manifests.
+/// The program is recorded as `latentflow` whatever path it was started from.
 pub fn command_line() -> String {
-    std::env::args()
+    std::iter::once("latentflow".to_string())
+        .chain(std::env::args().skip(1))
         .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
         .collect::<Vec<_>>()
         .join(" ")

@@ -34,7 +34,7 @@ pub fn train_generator(args: TrainGeneratorArgs) -> Result<()> {
     let summary = run_training(&cfg, &device()?, &cancel, &mut |p| match p {
         Progress::Started { iteration, .. } => {
             if iteration > 0 {
-                bar.println(format!("resuming at iteration {iteration}"));
+                bar.suspend(|| eprintln!("resuming at iteration {iteration}"));
             }
             bar.set_position(iteration);
         }

@@ -62,15 +62,17 @@ impl Adam {
         let c1 = 1. - self.beta1.powi(t);
         let c2 = 1. - self.beta2.powi(t);
         for (i, (_, var)) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
+            let Some(g) = grads.get(var.as_tensor()).map(Tensor::detach) else {
                 continue;
             };
-            let m = ((&self.m[i] * self.beta1)? + (g * (1. - self.beta1))?)?;
+            let m = ((&self.m[i] * self.beta1)? + (&g * (1. - self.beta1))?)?;
             let v = ((&self.v[i] * self.beta2)? + (g.sqr()? * (1. - self.beta2))?)?;
             let update = ((&m / c1)? / ((&v / c2)?.sqrt()? + self.eps)?)?;
-            var.set(&(var.as_tensor() - (update * self.lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            var.set(&(var.as_detached_tensor() - (update * self.lr)?)?)?;
+            // Detached: otherwise each moment would keep the previous iteration's graph
+            // (and through it every earlier one) alive.
+            self.m[i] = m.detach();
+            self.v[i] = v.detach();
         }
         Ok(())
     }
