@@ -21,7 +21,10 @@ fn main() -> std::process::ExitCode {
             // One line: candle appends a backtrace to its messages when RUST_BACKTRACE is
             // set; the message itself is the first line.
             let message = format!("{e:#}");
-            eprintln!("error: {}", message.lines().next().unwrap_or("unknown error").trim_end());
+            eprintln!(
+                "error: {}",
+                message.lines().next().unwrap_or("unknown error").trim_end()
+            );
             std::process::ExitCode::FAILURE
         }
     }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod gan;
 pub mod images;
+pub mod potential;
 pub mod vae;
 
 pub use config::{GeneratorConfig, GeneratorKind, LatentPrior};

@@ -1,0 +1,695 @@
+//! K learned potentials u^k(z, t) and their exact derivatives in one forward pass.
+//!
+//! The architecture is the papers' (Song et al., ICML 2023), one set of weights per k:
+//!
+//! ```text
+//! h_z = tanh(W_z z + b_z)                                   (H)
+//! e   = [sin(t ω_i), cos(t ω_i)],  ω_i = 10000^(−i/(E/2−1))  (E, i = 0..E/2)
+//! h_t = W_t2 GELU(W_t1 e + b_t1) + b_t2                      (H)
+//! v   = w_2 · tanh(W_1 (h_z + h_t) + b_1) + b_2              (scalar)
+//! u   = tanh(v)  if final_tanh, else v
+//! ```
+//!
+//! GELU is the exact one, x Φ(x) (PyTorch's `nn.GELU()` default).
+//!
+//! [`Potentials::eval`] returns u, ∇_z u, ∂_t u, ∂²_t u and the Laplacian Δ_z u (the trace
+//! of the Hessian) per sample, carried forward through the layers as ordinary tensor
+//! operations, so candle's first-order backward pass trains on any loss built from them.
+//! For y = σ(a), a = W x + b with x carrying Jacobian J and Laplacian L:
+//! J_a = W J, L_a = W L, J_y = σ'(a) ⊙ J_a, L_y = σ'(a) ⊙ L_a + σ''(a) ⊙ Σ_i (J_a)_{·i}².
+//! ∇_z u is one hand-written reverse sweep. The time derivatives carry (value, first,
+//! second) through the embedding (e' = [ω cos, −ω sin], e'' = −ω² e) and the same chain rule.
+//!
+//! A [`PotentialKind::Linear`] set is the paper's "Ours (Linear)" baseline: u^k = a_k · z,
+//! so ∇u is the constant direction a_k (normalised to length `step` when traversing) and
+//! every time derivative and the Laplacian vanish.
+
+use crate::nn::Params;
+use crate::{Error, Result};
+use candle_core::{D, DType, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The family of a potential set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PotentialKind {
+    /// The MLP potentials trained with the wave-equation PINN.
+    Pde,
+    /// Linear potentials u = a·z (constant directions).
+    Linear,
+}
+
+impl std::str::FromStr for PotentialKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "pde" => Ok(Self::Pde),
+            "linear" => Ok(Self::Linear),
+            _ => Err(Error::config(format!(
+                "unknown potential kind '{s}' (expected pde or linear)"
+            ))),
+        }
+    }
+}
+
+/// Shape of a potential set; stored in the manifest's `architecture`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PotentialConfig {
+    /// PDE (MLP) or linear.
+    pub kind: PotentialKind,
+    /// Number of potentials K.
+    pub k: usize,
+    /// Latent size d.
+    pub latent: usize,
+    /// Hidden width H.
+    pub hidden: usize,
+    /// Time-embedding size E (even, at least 4).
+    pub time_dim: usize,
+    /// Whether u = tanh(v) (bounded potentials) rather than v.
+    pub final_tanh: bool,
+    /// Length of one linear step (linear potentials only: ∇u is normalised to this).
+    pub step: f64,
+    /// Display names, one per potential (editable; default "potential k").
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+impl PotentialConfig {
+    /// Defaults for `k` PDE potentials on a `latent`-dimensional space.
+    pub fn new(kind: PotentialKind, k: usize, latent: usize) -> Self {
+        Self {
+            kind,
+            k,
+            latent,
+            hidden: 128,
+            time_dim: 32,
+            final_tanh: true,
+            step: 0.5,
+            names: (0..k).map(|i| format!("potential {i}")).collect(),
+        }
+    }
+
+    /// Checks sizes.
+    pub fn validate(&self) -> Result<()> {
+        if self.k == 0 || self.latent == 0 || self.hidden == 0 {
+            return Err(Error::config(
+                "k, latent size and hidden width must be positive",
+            ));
+        }
+        if self.time_dim < 4 || self.time_dim % 2 != 0 {
+            return Err(Error::config(format!(
+                "the time embedding size must be even and at least 4, not {}",
+                self.time_dim
+            )));
+        }
+        if !(self.step.is_finite() && self.step > 0.0) {
+            return Err(Error::config("the linear step must be positive"));
+        }
+        if !self.names.is_empty() && self.names.len() != self.k {
+            return Err(Error::config(format!(
+                "{} names given for {} potentials",
+                self.names.len(),
+                self.k
+            )));
+        }
+        Ok(())
+    }
+
+    /// Name of potential `k`.
+    pub fn name(&self, k: usize) -> String {
+        self.names
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| format!("potential {k}"))
+    }
+}
+
+/// What [`Potentials::eval`] computes, each per sample.
+#[derive(Debug, Clone)]
+pub struct PotentialEval {
+    /// u (B).
+    pub u: Tensor,
+    /// ∇_z u (B, d).
+    pub grad: Tensor,
+    /// ∂u/∂t (B).
+    pub du_dt: Tensor,
+    /// ∂²u/∂t² (B).
+    pub d2u_dt2: Tensor,
+    /// Δ_z u, the trace of the Hessian in z (B).
+    pub laplacian: Tensor,
+}
+
+/// The weights of one MLP potential (views into the stacked tensors).
+struct Mlp {
+    wz: Tensor,
+    bz: Tensor,
+    wt1: Tensor,
+    bt1: Tensor,
+    wt2: Tensor,
+    bt2: Tensor,
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+}
+
+/// K potentials. Tensors (leading dimension K) are listed in `docs/checkpoint-format.md`.
+#[derive(Debug, Clone)]
+pub struct Potentials {
+    cfg: PotentialConfig,
+    tensors: Vec<Tensor>,
+    /// Wave speeds c^k (K), learnable, initialised to 1.
+    wave_speed: Tensor,
+    omega: Tensor,
+}
+
+const NAMES: [&str; 10] = [
+    "z.weight",
+    "z.bias",
+    "t1.weight",
+    "t1.bias",
+    "t2.weight",
+    "t2.bias",
+    "h.weight",
+    "h.bias",
+    "out.weight",
+    "out.bias",
+];
+
+impl Potentials {
+    /// Creates (or loads, from a store holding a checkpoint) the potentials `cfg` describes,
+    /// with PyTorch's default initialisation (uniform in ±1/√fan_in).
+    pub fn new(p: &Params, cfg: &PotentialConfig) -> Result<Self> {
+        cfg.validate()?;
+        let (k, d, h, e) = (cfg.k, cfg.latent, cfg.hidden, cfg.time_dim);
+        let p = p.pp("potential");
+        let tensors = match cfg.kind {
+            PotentialKind::Pde => {
+                let shapes: [(&[usize], usize); 10] = [
+                    (&[k, h, d], d),
+                    (&[k, h], d),
+                    (&[k, h, e], e),
+                    (&[k, h], e),
+                    (&[k, h, h], h),
+                    (&[k, h], h),
+                    (&[k, h, h], h),
+                    (&[k, h], h),
+                    (&[k, h], h),
+                    (&[k], h),
+                ];
+                NAMES
+                    .iter()
+                    .zip(shapes)
+                    .map(|(name, (shape, fan_in))| {
+                        p.uniform(name, shape.to_vec(), 1. / (fan_in as f64).sqrt())
+                    })
+                    .collect::<candle_core::Result<Vec<_>>>()?
+            }
+            PotentialKind::Linear => vec![p.normal("direction", (k, d), 0.0, 1.0)?],
+        };
+        let wave_speed = p.constant("wave_speed", k, 1.0)?;
+        let half = e / 2;
+        let omega: Vec<f64> = (0..half)
+            .map(|i| 10000f64.powf(-(i as f64) / (half as f64 - 1.)))
+            .collect();
+        let omega = Tensor::new(omega, p.device())?
+            .to_dtype(p.dtype())?
+            .reshape((1, half))?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            tensors,
+            wave_speed,
+            omega,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PotentialConfig {
+        &self.cfg
+    }
+
+    /// Number of potentials.
+    pub fn len(&self) -> usize {
+        self.cfg.k
+    }
+
+    /// Always false: a set has at least one potential.
+    pub fn is_empty(&self) -> bool {
+        self.cfg.k == 0
+    }
+
+    /// The wave speeds c^k (K).
+    pub fn wave_speed(&self) -> &Tensor {
+        &self.wave_speed
+    }
+
+    fn check(&self, z: &Tensor, k: usize) -> Result<()> {
+        if k >= self.cfg.k {
+            return Err(Error::config(format!(
+                "potential {k} does not exist (this set has {}: 0..{})",
+                self.cfg.k,
+                self.cfg.k - 1
+            )));
+        }
+        let dims = z.dims();
+        if dims.len() != 2 || dims[1] != self.cfg.latent {
+            return Err(Error::config(format!(
+                "latent codes of shape {dims:?} do not fit potentials on a {}-dimensional latent space",
+                self.cfg.latent
+            )));
+        }
+        Ok(())
+    }
+
+    fn mlp(&self, k: usize) -> Result<Mlp> {
+        let w: Vec<Tensor> = self
+            .tensors
+            .iter()
+            .map(|t| t.narrow(0, k, 1)?.squeeze(0))
+            .collect::<candle_core::Result<_>>()?;
+        let [wz, bz, wt1, bt1, wt2, bt2, w1, b1, w2, b2]: [Tensor; 10] = w
+            .try_into()
+            .map_err(|_| Error::config("a PDE potential set needs 10 tensors"))?;
+        Ok(Mlp {
+            wz,
+            bz,
+            wt1,
+            bt1,
+            wt2,
+            bt2,
+            w1,
+            b1,
+            w2,
+            b2,
+        })
+    }
+
+    fn linear_direction(&self, k: usize) -> Result<Tensor> {
+        let a = self.tensors[0].narrow(0, k, 1)?; // (1, d)
+        let norm = a.sqr()?.sum_keepdim(1)?.sqrt()?;
+        Ok((a.broadcast_div(&(norm + 1e-12)?)? * self.cfg.step)?)
+    }
+
+    /// The sinusoidal embedding of `t` (B) and its first and second time derivatives, each
+    /// (B, E).
+    fn embed(&self, t: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let phase = t.unsqueeze(1)?.broadcast_mul(&self.omega)?;
+        let (s, c) = (phase.sin()?, phase.cos()?);
+        let e = Tensor::cat(&[&s, &c], 1)?;
+        let e1 = Tensor::cat(
+            &[
+                &c.broadcast_mul(&self.omega)?,
+                &s.broadcast_mul(&self.omega)?.neg()?,
+            ],
+            1,
+        )?;
+        let w2 = self.omega.sqr()?;
+        let e2 = Tensor::cat(&[&s.broadcast_mul(&w2)?, &c.broadcast_mul(&w2)?], 1)?.neg()?;
+        Ok((e, e1, e2))
+    }
+
+    /// u, ∇_z u, ∂_t u, ∂²_t u and Δ_z u of potential `k` at latent codes `z` (B, d) and
+    /// times `t` (B).
+    pub fn eval(&self, z: &Tensor, t: &Tensor, k: usize) -> Result<PotentialEval> {
+        self.check(z, k)?;
+        let b = z.dim(0)?;
+        if self.cfg.kind == PotentialKind::Linear {
+            let a = self.tensors[0].narrow(0, k, 1)?;
+            let u = z.broadcast_mul(&a)?.sum(1)?;
+            let zeros = u.zeros_like()?;
+            return Ok(PotentialEval {
+                u,
+                grad: self
+                    .linear_direction(k)?
+                    .broadcast_as((b, self.cfg.latent))?
+                    .contiguous()?,
+                du_dt: zeros.clone(),
+                d2u_dt2: zeros.clone(),
+                laplacian: zeros,
+            });
+        }
+        let m = self.mlp(k)?;
+        // Latent branch.
+        let hz = z.matmul(&m.wz.t()?)?.broadcast_add(&m.bz)?.tanh()?; // (B, H)
+        let s1 = one_minus_sq(&hz)?;
+        // Time branch: value, ∂t, ∂²t.
+        let (e, e1, e2) = self.embed(t)?;
+        let wt1t = m.wt1.t()?;
+        let pre = e.matmul(&wt1t)?.broadcast_add(&m.bt1)?;
+        let pre1 = e1.matmul(&wt1t)?;
+        let pre2 = e2.matmul(&wt1t)?;
+        let (g0, g1, g2) = gelu_derivs(&pre)?;
+        let act = g0;
+        let act1 = (&g1 * &pre1)?;
+        let act2 = ((&g2 * pre1.sqr()?)? + (&g1 * &pre2)?)?;
+        let wt2t = m.wt2.t()?;
+        let ht = act.matmul(&wt2t)?.broadcast_add(&m.bt2)?;
+        let ht1 = act1.matmul(&wt2t)?;
+        let ht2 = act2.matmul(&wt2t)?;
+        // Hidden layer.
+        let w1t = m.w1.t()?;
+        let a1 = (&hz + &ht)?.matmul(&w1t)?.broadcast_add(&m.b1)?;
+        let h1 = a1.tanh()?;
+        let s2 = one_minus_sq(&h1)?;
+        let w2 = m.w2.unsqueeze(1)?; // (H, 1)
+        let v = h1.matmul(&w2)?.squeeze(1)?.broadcast_add(&m.b2)?;
+        // Time derivatives of v.
+        let a1_t = ht1.matmul(&w1t)?;
+        let a1_tt = ht2.matmul(&w1t)?;
+        let h1_t = (&s2 * &a1_t)?;
+        let curv2 = (&h1 * &s2)?.affine(-2., 0.)?; // tanh'' = −2 tanh (1 − tanh²)
+        let h1_tt = ((&s2 * &a1_tt)? + (&curv2 * a1_t.sqr()?)?)?;
+        let v_t = h1_t.matmul(&w2)?.squeeze(1)?;
+        let v_tt = h1_tt.matmul(&w2)?.squeeze(1)?;
+        // ∇_z v by one reverse sweep.
+        let back_h1 = (&s2.broadcast_mul(&m.w2)?).matmul(&m.w1)?; // (B, H): ∂v/∂h_z
+        let grad_v = (&back_h1 * &s1)?.matmul(&m.wz)?; // (B, d)
+        // Δ_z v.
+        let curv1 = (&hz * &s1)?.affine(-2., 0.)?;
+        let row_sq = m.wz.sqr()?.sum(1)?; // (H)
+        let lap_hz = curv1.broadcast_mul(&row_sq)?; // (B, H)
+        let lap_a1 = lap_hz.matmul(&w1t)?;
+        // Σ_i (J_a1)_{j i}² with J_a1 = W_1 diag(s1) W_z, per sample.
+        let scaled = m.w1.unsqueeze(0)?.broadcast_mul(&s1.unsqueeze(1)?)?; // (B, H, H)
+        let jac_sq = if self.cfg.latent <= self.cfg.hidden {
+            scaled.broadcast_matmul(&m.wz)?.sqr()?.sum(D::Minus1)? // (B, H, d) → (B, H)
+        } else {
+            let gram = m.wz.matmul(&m.wz.t()?)?; // (H, H)
+            (scaled.broadcast_matmul(&gram)? * &scaled)?.sum(D::Minus1)?
+        };
+        let lap_h1 = ((&s2 * &lap_a1)? + (&curv2 * &jac_sq)?)?;
+        let lap_v = lap_h1.matmul(&w2)?.squeeze(1)?;
+        if !self.cfg.final_tanh {
+            return Ok(PotentialEval {
+                u: v,
+                grad: grad_v,
+                du_dt: v_t,
+                d2u_dt2: v_tt,
+                laplacian: lap_v,
+            });
+        }
+        let u = v.tanh()?;
+        let s3 = one_minus_sq(&u)?;
+        let curv3 = (&u * &s3)?.affine(-2., 0.)?;
+        let grad_sq = grad_v.sqr()?.sum(1)?;
+        Ok(PotentialEval {
+            grad: grad_v.broadcast_mul(&s3.unsqueeze(1)?)?,
+            du_dt: (&s3 * &v_t)?,
+            d2u_dt2: ((&s3 * &v_tt)? + (&curv3 * v_t.sqr()?)?)?,
+            laplacian: ((&s3 * &lap_v)? + (&curv3 * &grad_sq)?)?,
+            u,
+        })
+    }
+
+    /// ∇_z u of potential `k` at (z, t) only: the cheap path for traversal (no Laplacian,
+    /// no time derivatives).
+    pub fn grad(&self, z: &Tensor, t: &Tensor, k: usize) -> Result<Tensor> {
+        self.check(z, k)?;
+        if self.cfg.kind == PotentialKind::Linear {
+            let b = z.dim(0)?;
+            return Ok(self
+                .linear_direction(k)?
+                .broadcast_as((b, self.cfg.latent))?
+                .contiguous()?);
+        }
+        let m = self.mlp(k)?;
+        let hz = z.matmul(&m.wz.t()?)?.broadcast_add(&m.bz)?.tanh()?;
+        let (e, _, _) = self.embed(t)?;
+        let pre = e.matmul(&m.wt1.t()?)?.broadcast_add(&m.bt1)?;
+        let ht = gelu(&pre)?.matmul(&m.wt2.t()?)?.broadcast_add(&m.bt2)?;
+        let h1 = (&hz + &ht)?
+            .matmul(&m.w1.t()?)?
+            .broadcast_add(&m.b1)?
+            .tanh()?;
+        let back_h1 = one_minus_sq(&h1)?.broadcast_mul(&m.w2)?.matmul(&m.w1)?;
+        let grad_v = (back_h1 * one_minus_sq(&hz)?)?.matmul(&m.wz)?;
+        if !self.cfg.final_tanh {
+            return Ok(grad_v);
+        }
+        let v = h1
+            .matmul(&m.w2.unsqueeze(1)?)?
+            .squeeze(1)?
+            .broadcast_add(&m.b2)?;
+        Ok(grad_v.broadcast_mul(&one_minus_sq(&v.tanh()?)?.unsqueeze(1)?)?)
+    }
+
+    /// u of potential `k` at (z, t) (B).
+    pub fn value(&self, z: &Tensor, t: &Tensor, k: usize) -> Result<Tensor> {
+        self.check(z, k)?;
+        if self.cfg.kind == PotentialKind::Linear {
+            let a = self.tensors[0].narrow(0, k, 1)?;
+            return Ok(z.broadcast_mul(&a)?.sum(1)?);
+        }
+        let m = self.mlp(k)?;
+        let hz = z.matmul(&m.wz.t()?)?.broadcast_add(&m.bz)?.tanh()?;
+        let (e, _, _) = self.embed(t)?;
+        let pre = e.matmul(&m.wt1.t()?)?.broadcast_add(&m.bt1)?;
+        let ht = gelu(&pre)?.matmul(&m.wt2.t()?)?.broadcast_add(&m.bt2)?;
+        let h1 = (&hz + &ht)?
+            .matmul(&m.w1.t()?)?
+            .broadcast_add(&m.b1)?
+            .tanh()?;
+        let v = h1
+            .matmul(&m.w2.unsqueeze(1)?)?
+            .squeeze(1)?
+            .broadcast_add(&m.b2)?;
+        Ok(if self.cfg.final_tanh { v.tanh()? } else { v })
+    }
+
+    /// The wave-equation residual f = ∂²_t u − c_k² Δ_z u (B).
+    pub fn residual(&self, eval: &PotentialEval, k: usize) -> Result<Tensor> {
+        let c2 = self.wave_speed.narrow(0, k, 1)?.sqr()?;
+        Ok((&eval.d2u_dt2 - eval.laplacian.broadcast_mul(&c2)?)?)
+    }
+
+    /// The dtype of the weights.
+    pub fn dtype(&self) -> DType {
+        self.omega.dtype()
+    }
+}
+
+fn one_minus_sq(y: &Tensor) -> candle_core::Result<Tensor> {
+    y.sqr()?.affine(-1., 1.)
+}
+
+/// Φ(x), the standard normal CDF.
+fn normal_cdf(x: &Tensor) -> candle_core::Result<Tensor> {
+    (x / std::f64::consts::SQRT_2)?.erf()?.affine(0.5, 0.5)
+}
+
+fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
+    x * normal_cdf(x)?
+}
+
+/// Exact GELU x Φ(x) and its first two derivatives: Φ + x φ and φ (2 − x²).
+fn gelu_derivs(x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let cdf = normal_cdf(x)?;
+    let pdf = (x.sqr()? * -0.5)?.exp()? * (1. / (2. * std::f64::consts::PI).sqrt());
+    let pdf = pdf?;
+    let g0 = (x * &cdf)?;
+    let g1 = (&cdf + (x * &pdf)?)?;
+    let g2 = (&pdf * x.sqr()?.affine(-1., 2.)?)?;
+    Ok((g0, g1, g2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::fd::randn64;
+    use candle_core::Device;
+
+    fn potentials(d: usize, final_tanh: bool, seed: u64) -> Potentials {
+        let p = Params::new(seed, &Device::Cpu)
+            .with_dtype(DType::F64)
+            .unwrap();
+        let mut cfg = PotentialConfig::new(PotentialKind::Pde, 3, d);
+        cfg.hidden = 24;
+        cfg.time_dim = 8;
+        cfg.final_tanh = final_tanh;
+        Potentials::new(&p, &cfg).unwrap()
+    }
+
+    fn scalar_u(pot: &Potentials, z: &[f64], t: f64, k: usize) -> f64 {
+        let z = Tensor::new(z, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let t = Tensor::new(&[t], &Device::Cpu).unwrap();
+        pot.value(&z, &t, k).unwrap().to_vec1::<f64>().unwrap()[0]
+    }
+
+    /// Checks every output against central differences of `value` at 3 samples.
+    fn check(d: usize, final_tanh: bool) {
+        let pot = potentials(d, final_tanh, d as u64);
+        let b = 3;
+        let z = randn64(&[b, d], 7).unwrap();
+        let t = Tensor::new(&[0.3f64, 1.7, 4.2], &Device::Cpu).unwrap();
+        for k in [0, 2] {
+            let ev = pot.eval(&z, &t, k).unwrap();
+            let fast_grad = pot.grad(&z, &t, k).unwrap();
+            let value = pot.value(&z, &t, k).unwrap();
+            let rel = |a: f64, n: f64| (a - n).abs() / (1e-6 + a.abs().max(n.abs()));
+            let zs: Vec<Vec<f64>> = z.to_vec2().unwrap();
+            let ts: Vec<f64> = t.to_vec1().unwrap();
+            let grads: Vec<Vec<f64>> = ev.grad.to_vec2().unwrap();
+            let fast: Vec<Vec<f64>> = fast_grad.to_vec2().unwrap();
+            let us: Vec<f64> = ev.u.to_vec1().unwrap();
+            let vs: Vec<f64> = value.to_vec1().unwrap();
+            let du: Vec<f64> = ev.du_dt.to_vec1().unwrap();
+            let d2u: Vec<f64> = ev.d2u_dt2.to_vec1().unwrap();
+            let lap: Vec<f64> = ev.laplacian.to_vec1().unwrap();
+            for s in 0..b {
+                let f = |zz: &[f64], tt: f64| scalar_u(&pot, zz, tt, k);
+                let (z0, t0) = (&zs[s], ts[s]);
+                assert!((us[s] - vs[s]).abs() < 1e-12);
+                let u0 = f(z0, t0);
+                assert!((u0 - us[s]).abs() < 1e-12);
+                let h = 1e-4;
+                let mut lap_fd = 0.0;
+                for i in 0..d {
+                    let mut zp = z0.clone();
+                    let mut zm = z0.clone();
+                    zp[i] += h;
+                    zm[i] -= h;
+                    let (up, um) = (f(&zp, t0), f(&zm, t0));
+                    let g = (up - um) / (2. * h);
+                    assert!(
+                        rel(grads[s][i], g) < 1e-6,
+                        "d={d} k={k} ∂{i}: {} vs {g}",
+                        grads[s][i]
+                    );
+                    assert!((fast[s][i] - grads[s][i]).abs() < 1e-12);
+                    lap_fd += (up - 2. * u0 + um) / (h * h);
+                }
+                // Second differences lose digits; compare to the scale of the diagonal terms.
+                let scale = 1e-3 + lap[s].abs().max(lap_fd.abs());
+                assert!(
+                    (lap[s] - lap_fd).abs() / scale < 1e-3,
+                    "d={d} Δ: {} vs {lap_fd}",
+                    lap[s]
+                );
+                let (tp, tm) = (f(z0, t0 + h), f(z0, t0 - h));
+                let dt = (tp - tm) / (2. * h);
+                let dtt = (tp - 2. * u0 + tm) / (h * h);
+                assert!(rel(du[s], dt) < 1e-6, "∂t: {} vs {dt}", du[s]);
+                assert!(rel(d2u[s], dtt) < 1e-3, "∂²t: {} vs {dtt}", d2u[s]);
+            }
+        }
+    }
+
+    #[test]
+    fn derivatives_match_finite_differences() {
+        for d in [2, 7, 64] {
+            check(d, true);
+        }
+        check(7, false);
+    }
+
+    #[test]
+    fn gram_path_for_wide_latents_matches() {
+        // latent (40) > hidden (24) takes the Gram-matrix route for Σ_i (J_a1)²; the
+        // finite-difference check covers it, and so does agreement with the narrow route.
+        check(40, true);
+    }
+
+    #[test]
+    fn gelu_derivatives_match_finite_differences() {
+        let x = Tensor::new(&[-2.5f64, -0.7, 0.0, 0.4, 1.9], &Device::Cpu).unwrap();
+        let (_, g1, g2) = gelu_derivs(&x).unwrap();
+        let h = 1e-5;
+        let f = |x: &Tensor| gelu(x).unwrap();
+        let g1_fd = ((f(&(&x + h).unwrap()) - f(&(&x - h).unwrap())).unwrap() / (2. * h)).unwrap();
+        let g2_fd = (((f(&(&x + h).unwrap()) + f(&(&x - h).unwrap())).unwrap()
+            - (f(&x) * 2.).unwrap())
+        .unwrap()
+            / (h * h))
+            .unwrap();
+        let e1 = (g1 - g1_fd)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let e2 = (g2 - g2_fd)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(e1 < 1e-8 && e2 < 1e-4, "{e1} {e2}");
+    }
+
+    #[test]
+    fn parameter_gradients_flow_through_the_derivatives() {
+        // The training losses are built from ∇u, Δu and ∂²_t u: candle's backward must reach
+        // every weight through them. Check one weight against a finite difference.
+        let p = Params::new(1, &Device::Cpu).with_dtype(DType::F64).unwrap();
+        let mut cfg = PotentialConfig::new(PotentialKind::Pde, 2, 5);
+        cfg.hidden = 8;
+        cfg.time_dim = 4;
+        let pot = Potentials::new(&p, &cfg).unwrap();
+        let z = randn64(&[4, 5], 3).unwrap();
+        let t = Tensor::new(&[0.5f64, 1.0, 2.0, 3.0], &Device::Cpu).unwrap();
+        let loss = |pot: &Potentials| {
+            let ev = pot.eval(&z, &t, 1).unwrap();
+            let f = pot.residual(&ev, 1).unwrap();
+            (f.sqr().unwrap().mean_all().unwrap() + ev.grad.sqr().unwrap().mean_all().unwrap())
+                .unwrap()
+        };
+        let grads = loss(&pot).backward().unwrap();
+        let vars = p.trainable_vars().unwrap();
+        let (name, var) = vars.iter().find(|(n, _)| n.ends_with("h.weight")).unwrap();
+        let g = grads.get(var.as_tensor()).unwrap();
+        let analytic = g.flatten_all().unwrap().to_vec1::<f64>().unwrap()[8 * 8 + 3];
+        let orig = var.as_tensor().copy().unwrap();
+        let eps = 1e-6;
+        let bump = |delta: f64| {
+            let mut w = orig.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            w[8 * 8 + 3] += delta;
+            var.set(&Tensor::from_vec(w, orig.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+            loss(&pot).to_scalar::<f64>().unwrap()
+        };
+        let numeric = (bump(eps) - bump(-eps)) / (2. * eps);
+        assert!(
+            (analytic - numeric).abs() < 1e-6 * (1. + numeric.abs()),
+            "{name}: {analytic} vs {numeric}"
+        );
+    }
+
+    #[test]
+    fn linear_potentials_have_constant_gradients() {
+        let p = Params::new(2, &Device::Cpu).with_dtype(DType::F64).unwrap();
+        let cfg = PotentialConfig::new(PotentialKind::Linear, 2, 3);
+        let pot = Potentials::new(&p, &cfg).unwrap();
+        let z = randn64(&[2, 3], 3).unwrap();
+        let t = Tensor::new(&[0.0f64, 5.0], &Device::Cpu).unwrap();
+        let ev = pot.eval(&z, &t, 1).unwrap();
+        let g: Vec<Vec<f64>> = ev.grad.to_vec2().unwrap();
+        assert_eq!(g[0], g[1]);
+        let norm = g[0].iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - cfg.step).abs() < 1e-9);
+        assert_eq!(ev.laplacian.to_vec1::<f64>().unwrap(), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_inputs_are_refused() {
+        let pot = potentials(4, true, 0);
+        let z = randn64(&[2, 5], 1).unwrap();
+        let t = Tensor::new(&[0.0f64, 1.0], &Device::Cpu).unwrap();
+        assert!(
+            pot.eval(&z, &t, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("4-dimensional")
+        );
+        let z = randn64(&[2, 4], 1).unwrap();
+        assert!(
+            pot.eval(&z, &t, 3)
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+    }
+}
