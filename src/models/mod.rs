@@ -1,6 +1,7 @@
 //! Generators (a convolutional VAE and a DCGAN-style GAN) behind one [`Generator`]
 //! trait, with exact forward-mode Jacobian-vector products.
 
+pub mod classifier;
 pub mod config;
 pub mod gan;
 pub mod images;

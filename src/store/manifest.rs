@@ -43,7 +43,7 @@ pub struct Manifest {
     pub format: String,
     /// Version of this format ([`FORMAT_VERSION`]).
     pub format_version: u32,
-    /// What the weights are: "generator" (later also "potentials").
+    /// What the weights are: "generator" or "potentials".
     pub model: String,
     /// The architecture and its configuration (for generators a
     /// [`crate::models::GeneratorConfig`], which includes the latent prior).
@@ -51,6 +51,10 @@ pub struct Manifest {
     /// The dataset the weights were trained on, as `latentflow` names it.
     #[serde(default)]
     pub dataset: Option<String>,
+    /// For potentials: the generator folder they were trained on, relative to their own
+    /// folder (usually `..`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<String>,
     /// How the weights were trained.
     #[serde(default)]
     pub training: Option<Training>,
@@ -73,6 +77,7 @@ impl Manifest {
             model: model.into(),
             architecture,
             dataset: None,
+            generator: None,
             training: None,
             metrics: BTreeMap::new(),
             weights: super::WEIGHTS_FILE.into(),

@@ -13,11 +13,13 @@
 pub mod atomic;
 pub mod generator;
 pub mod manifest;
+pub mod potentials;
 pub mod pth;
 pub mod tensors;
 
 pub use generator::{LoadedGenerator, load_generator, save_generator};
 pub use manifest::{FORMAT_VERSION, Manifest, TensorInfo};
+pub use potentials::{LoadedPotentials, find_potentials, load_potentials};
 pub use tensors::{load_safetensors, save_safetensors};
 
 /// File name of the manifest inside a checkpoint folder.

@@ -1,0 +1,230 @@
+//! Traversal methods behind one [`Traversal`] trait: given latent codes z_0, a plan (which
+//! direction, switching, superposition) and a step count, produce the path z_0..z_T and
+//! what each step measured. The app, the CLI and the evaluation all go through it.
+
+pub mod potential_flow;
+
+pub use potential_flow::PotentialFlow;
+
+use crate::{Error, Result};
+use candle_core::Tensor;
+use serde::Serialize;
+
+/// Which directions move the code at each step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Direction `k` at every step.
+    Single(usize),
+    /// Direction `k` for the first `at` steps, then `then`.
+    Switch {
+        /// First direction.
+        k: usize,
+        /// Second direction.
+        then: usize,
+        /// Steps taken with the first.
+        at: usize,
+    },
+    /// z_{t+1} = z_t + Σ_k w_k ∇u^k(z_t, t), any weights.
+    Superpose(Vec<(usize, f64)>),
+}
+
+impl Plan {
+    /// The (direction, weight) pairs active at step `step`.
+    pub fn active(&self, step: usize) -> Vec<(usize, f64)> {
+        match self {
+            Plan::Single(k) => vec![(*k, 1.0)],
+            Plan::Switch { k, then, at } => vec![(if step < *at { *k } else { *then }, 1.0)],
+            Plan::Superpose(w) => w.clone(),
+        }
+    }
+
+    /// Every direction the plan uses.
+    pub fn directions(&self) -> Vec<usize> {
+        match self {
+            Plan::Single(k) => vec![*k],
+            Plan::Switch { k, then, .. } => vec![*k, *then],
+            Plan::Superpose(w) => w.iter().map(|(k, _)| *k).collect(),
+        }
+    }
+
+    /// Parses a superposition `K:W,K:W,...` (e.g. `0:1.0,2:0.5`).
+    pub fn parse_superposition(s: &str) -> Result<Plan> {
+        let bad = |why: &str| {
+            Error::config(format!(
+                "cannot parse superposition '{s}': {why} (expected K:W,K:W,... such as 0:1.0,2:0.5)"
+            ))
+        };
+        let mut weights = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let (k, w) = part
+                .split_once(':')
+                .ok_or_else(|| bad(&format!("'{part}' has no ':'")))?;
+            let k: usize = k
+                .trim()
+                .parse()
+                .map_err(|_| bad(&format!("'{k}' is not an index")))?;
+            let w: f64 = w
+                .trim()
+                .parse()
+                .map_err(|_| bad(&format!("'{w}' is not a number")))?;
+            if !w.is_finite() {
+                return Err(bad("weights must be finite"));
+            }
+            if weights.iter().any(|(j, _)| *j == k) {
+                return Err(bad(&format!("potential {k} appears twice")));
+            }
+            weights.push((k, w));
+        }
+        if weights.is_empty() {
+            return Err(bad("no terms"));
+        }
+        Ok(Plan::Superpose(weights))
+    }
+}
+
+/// A traversal request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathSpec {
+    /// Which directions.
+    pub plan: Plan,
+    /// Number of steps T (the path has T + 1 points).
+    pub steps: usize,
+    /// Move against the flow: z_{t+1} = z_t − ∇u.
+    pub negative: bool,
+    /// Multiplies every step (1 = the learned step).
+    pub scale: f64,
+}
+
+impl PathSpec {
+    /// `steps` forward steps along direction `k`.
+    pub fn single(k: usize, steps: usize) -> Self {
+        Self {
+            plan: Plan::Single(k),
+            steps,
+            negative: false,
+            scale: 1.0,
+        }
+    }
+
+    /// Checks the request against a method with `directions` directions.
+    pub fn validate(&self, directions: usize) -> Result<()> {
+        if self.steps == 0 {
+            return Err(Error::config("the number of steps must be at least 1"));
+        }
+        if !self.scale.is_finite() {
+            return Err(Error::config("the step scale must be finite"));
+        }
+        if let Some(k) = self
+            .plan
+            .directions()
+            .into_iter()
+            .find(|&k| k >= directions)
+        {
+            return Err(Error::config(format!(
+                "potential {k} is out of range: there are {directions} (0..{})",
+                directions.saturating_sub(1)
+            )));
+        }
+        if let Plan::Switch { at, .. } = self.plan
+            && at > self.steps
+        {
+            return Err(Error::config(format!(
+                "cannot switch at step {at} of a {}-step path",
+                self.steps
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one point of a path measured, per sample of the batch: the values of the
+/// potential that moves the code there (for a superposition, the weighted sum
+/// U = Σ_k w_k u^k, whose gradient is the step).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    /// Time t of this point (step index).
+    pub t: f64,
+    /// u(z_t, t).
+    pub u: Vec<f32>,
+    /// ‖∇_z u‖.
+    pub grad_norm: Vec<f32>,
+    /// ∂u/∂t.
+    pub du_dt: Vec<f32>,
+    /// ∂²u/∂t².
+    pub d2u_dt2: Vec<f32>,
+    /// Δ_z u.
+    pub laplacian: Vec<f32>,
+    /// Wave residual ∂²_t u − c² Δ_z u.
+    pub residual: Vec<f32>,
+}
+
+/// A path z_0..z_T for a batch of starting codes.
+#[derive(Debug, Clone)]
+pub struct TraversalPath {
+    /// T + 1 tensors of shape (B, d).
+    pub z: Vec<Tensor>,
+    /// One record per point (T + 1).
+    pub records: Vec<StepRecord>,
+}
+
+/// A traversal method.
+pub trait Traversal: Send + Sync {
+    /// Short name, e.g. "pde" or "linear".
+    fn method(&self) -> String;
+    /// Latent size it acts on.
+    fn latent_dim(&self) -> usize;
+    /// Number of directions K.
+    fn directions(&self) -> usize;
+    /// Display name of direction `k`.
+    fn direction_name(&self, k: usize) -> String;
+    /// The path from `z0` (B, d).
+    fn path(&self, z0: &Tensor, spec: &PathSpec) -> Result<TraversalPath>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn superposition_strings() {
+        assert_eq!(
+            Plan::parse_superposition("0:1.0, 2:0.5").unwrap(),
+            Plan::Superpose(vec![(0, 1.0), (2, 0.5)])
+        );
+        for bad in ["", "0", "a:1", "0:x", "0:1,0:2", "1:inf"] {
+            let e = Plan::parse_superposition(bad).unwrap_err().to_string();
+            assert!(e.contains("cannot parse superposition"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn switching_changes_direction_at_the_given_step() {
+        let p = Plan::Switch {
+            k: 1,
+            then: 3,
+            at: 2,
+        };
+        assert_eq!(p.active(0), vec![(1, 1.0)]);
+        assert_eq!(p.active(1), vec![(1, 1.0)]);
+        assert_eq!(p.active(2), vec![(3, 1.0)]);
+    }
+
+    #[test]
+    fn bad_requests() {
+        let mut s = PathSpec::single(4, 0);
+        assert!(
+            s.validate(5)
+                .unwrap_err()
+                .to_string()
+                .contains("at least 1")
+        );
+        s.steps = 3;
+        assert!(
+            s.validate(4)
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
+        );
+        assert!(s.validate(5).is_ok());
+    }
+}
