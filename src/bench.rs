@@ -56,3 +56,135 @@ mod tests {
         assert!(super::median(&mut []).is_nan());
     }
 }
+
+/// Figures of `latentflow bench potentials` (milliseconds, medians).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PotentialBench {
+    /// One iteration of the potential losses alone (d = 128, batch 32, K = 8, 5 flow
+    /// steps, exact Laplacian): forward, backward and Adam.
+    pub derivs_ms: f64,
+    /// The Laplacian (with u, ∇u and the time derivatives) in one forward pass, batch 32.
+    pub laplacian_forward_ms: f64,
+    /// The same Laplacian by one backward pass per latent dimension (d = 128 passes).
+    pub laplacian_backward_ms: f64,
+    /// A whole training iteration with a 64×64 DCGAN-style generator (64 base channels):
+    /// potential losses, JVP, classifier, backward.
+    pub train_iter_ms: f64,
+}
+
+/// The Laplacian of potential `k` at (z, t) by d backward passes through the hand-written
+/// gradient: row i of the Hessian is the gradient of (∇u)_i. What autograd frameworks do.
+pub fn laplacian_by_backward(
+    p: &crate::models::potential::Potentials,
+    z: &candle_core::Tensor,
+    t: &candle_core::Tensor,
+    k: usize,
+) -> Result<candle_core::Tensor> {
+    let var = candle_core::Var::from_tensor(z)?;
+    let g = p.grad(var.as_tensor(), t, k)?;
+    let d = z.dim(1)?;
+    let mut diag = Vec::with_capacity(d);
+    for i in 0..d {
+        let grads = g.narrow(1, i, 1)?.sum_all()?.backward()?;
+        let row = grads
+            .get(var.as_tensor())
+            .ok_or_else(|| crate::Error::config("no gradient reached z"))?;
+        diag.push(row.narrow(1, i, 1)?);
+    }
+    Ok(candle_core::Tensor::cat(&diag, 1)?.sum(1)?)
+}
+
+/// Runs the generator-free and the full potential-training figures on fresh weights.
+pub fn potential_bench(reps: usize, device: &Device) -> Result<PotentialBench> {
+    use crate::models::potential::{PotentialConfig, PotentialKind};
+    use crate::models::{GeneratorConfig, GeneratorKind, GeneratorModel};
+    use crate::nn::Params;
+    use crate::train::potentials::{PotentialTrainConfig, PotentialTrainer};
+    use candle_core::Tensor;
+
+    let (d, b, k) = (128, 32, 8);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let arch = PotentialConfig::new(PotentialKind::Pde, k, d);
+    let mut trainer = PotentialTrainer::new(&arch, 3, 64, 1e-4, 0, device)?;
+    let z0 = crate::models::randn(&[b, d], &mut rng, device)?;
+    let derivs_ms = median_ms(reps, 2, || {
+        let terms = trainer.pde_terms(&z0, 3, 5, 1.0)?;
+        let loss = (&terms.l_u + &terms.l_f)?;
+        trainer.step_potentials(&loss)
+    })?;
+    let t = Tensor::full(5f32, b, device)?;
+    let pots = trainer.potentials().clone();
+    let laplacian_forward_ms = median_ms(reps, 2, || {
+        pots.eval(&z0, &t, 3)?
+            .laplacian
+            .sum_all()?
+            .to_vec0::<f32>()?;
+        Ok(())
+    })?;
+    let laplacian_backward_ms = median_ms(reps.div_ceil(4).max(3), 1, || {
+        laplacian_by_backward(&pots, &z0, &t, 3)?
+            .sum_all()?
+            .to_vec0::<f32>()?;
+        Ok(())
+    })?;
+
+    let gcfg = GeneratorConfig::new(GeneratorKind::Gan, d, 3);
+    let generator = GeneratorModel::new(&Params::new(0, device), &gcfg)?;
+    let mut cfg = PotentialTrainConfig::new(Default::default(), Default::default());
+    cfg.k = k;
+    cfg.steps = 5;
+    cfg.batch_size = b;
+    let mut full = PotentialTrainer::new(&arch, 3, 64, 1e-4, 0, device)?;
+    let mut step_rng = ChaCha8Rng::seed_from_u64(1);
+    let train_iter_ms = median_ms(reps, 2, || {
+        full.step(&generator, &cfg, &mut step_rng).map(|_| ())
+    })?;
+    Ok(PotentialBench {
+        derivs_ms,
+        laplacian_forward_ms,
+        laplacian_backward_ms,
+        train_iter_ms,
+    })
+}
+
+/// Median ms of one traversal frame: `steps` steps of `flow` from one code, then one
+/// decode of the end point.
+pub fn frame_ms(
+    g: &dyn Generator,
+    flow: &dyn crate::methods::Traversal,
+    steps: usize,
+    reps: usize,
+    device: &Device,
+) -> Result<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let z = sample_latents(g.prior(), 1, g.latent_dim(), &mut rng, device)?;
+    let spec = crate::methods::PathSpec::single(0, steps);
+    median_ms(reps, 3, || {
+        let path = flow.path(&z, &spec)?;
+        let last = path.z.last().cloned().unwrap_or_else(|| z.clone());
+        g.decode(&last)?.sum_all()?.to_vec0::<f32>()?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod laplacian_tests {
+    use crate::models::potential::{PotentialConfig, PotentialKind, Potentials};
+    use crate::nn::Params;
+    use candle_core::{DType, Device, Tensor};
+
+    #[test]
+    fn backward_laplacian_agrees_with_the_forward_one() {
+        let p = Params::new(4, &Device::Cpu).with_dtype(DType::F64).unwrap();
+        let mut cfg = PotentialConfig::new(PotentialKind::Pde, 2, 6);
+        cfg.hidden = 10;
+        cfg.time_dim = 6;
+        let pots = Potentials::new(&p, &cfg).unwrap();
+        let z = crate::nn::fd::randn64(&[3, 6], 9).unwrap();
+        let t = Tensor::new(&[0.0f64, 1.0, 2.5], &Device::Cpu).unwrap();
+        let fwd = pots.eval(&z, &t, 1).unwrap().laplacian;
+        let bwd = super::laplacian_by_backward(&pots, &z, &t, 1).unwrap();
+        let err = (fwd - bwd).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(err.to_scalar::<f64>().unwrap() < 1e-10);
+    }
+}

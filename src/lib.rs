@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod methods;
 pub mod models;
 pub mod nn;

@@ -150,10 +150,9 @@ impl App {
                 .button("Open model folder…")
                 .on_hover_text("Load another model folder")
                 .clicked()
+                && let Some(dir) = rfd::FileDialog::new().pick_folder()
             {
-                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
-                    self.worker.send(Command::LoadModel(dir));
-                }
+                self.worker.send(Command::LoadModel(dir));
             }
             if changed {
                 self.request_samples();

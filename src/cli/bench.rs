@@ -34,3 +34,50 @@ pub fn generator(args: BenchGeneratorArgs) -> Result<()> {
     println!("{line}");
     Ok(())
 }
+
+/// Prints `{"derivs_ms", "train_iter_ms", "frame_ms", ...}`.
+pub fn potentials(args: super::BenchPotentialsArgs) -> Result<()> {
+    use crate::methods::PotentialFlow;
+    use crate::models::potential::{PotentialConfig, PotentialKind, Potentials};
+    let dev = device()?;
+    let reps = args.reps.max(10);
+    let figures = crate::bench::potential_bench(reps, &dev)?;
+    let dir = args.model.unwrap_or_else(default_model_dir);
+    let g = load_generator(&dir, &dev)?;
+    // The shipped potentials when there are some; fresh ones of the default size otherwise
+    // (the time does not depend on the trained values).
+    let (pots, source) = match crate::store::find_potentials(&dir).first() {
+        Some(p) => (
+            crate::store::load_potentials(p, g.config.latent, &dev)?.potentials,
+            p.display().to_string(),
+        ),
+        None => (
+            Potentials::new(
+                &crate::nn::Params::new(0, &dev),
+                &PotentialConfig::new(PotentialKind::Pde, 8, g.config.latent),
+            )?,
+            "fresh".to_string(),
+        ),
+    };
+    let flow = PotentialFlow::new(pots);
+    let frame = crate::bench::frame_ms(&g.model, &flow, 10, reps, &dev)?;
+    let mut line = serde_json::to_value(&figures)?;
+    if let Some(m) = line.as_object_mut() {
+        m.insert("frame_ms".into(), frame.into());
+        m.insert(
+            "laplacian_speedup".into(),
+            (figures.laplacian_backward_ms / figures.laplacian_forward_ms).into(),
+        );
+        m.insert("model".into(), dir.display().to_string().into());
+        m.insert("potentials".into(), source.into());
+        m.insert(
+            "threads".into(),
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .into(),
+        );
+    }
+    println!("{line}");
+    Ok(())
+}

@@ -25,7 +25,7 @@ pub fn import_pth(args: ImportPthArgs) -> Result<()> {
     });
     // Write to a temporary folder first, load it back with every check, then move it.
     let tmp = args.out.with_extension("importing");
-    store::save_generator(&tmp, &mut manifest, &tensors)?;
+    store::save_checkpoint(&tmp, &mut manifest, &tensors)?;
     if let Err(e) = load_generator(&tmp, &device()?) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e).context(format!(

@@ -3,7 +3,9 @@
 
 mod bench;
 mod dataset;
+mod eval;
 mod import;
+mod potentials;
 mod sample;
 mod train;
 
@@ -35,6 +37,13 @@ pub enum Command {
     Sample(SampleArgs),
     /// Convert a PyTorch state dict of a built-in architecture into a model folder.
     ImportPth(ImportPthArgs),
+    /// Train potentials (PDE traversal or the linear baseline) on a frozen generator.
+    TrainPotentials(TrainPotentialsArgs),
+    /// Walk a latent code along learned potentials; save the image strip (and values).
+    Traverse(TraverseArgs),
+    /// Evaluate traversals.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Measure speed and print one JSON line.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -172,11 +181,152 @@ pub struct ImportPthArgs {
     pub out: PathBuf,
 }
 
+/// Arguments of `train-potentials`.
+#[derive(Debug, Args)]
+pub struct TrainPotentialsArgs {
+    /// The generator folder (kept frozen).
+    #[arg(long)]
+    pub generator: PathBuf,
+    /// pde (the wave-equation potentials) or linear (the baseline).
+    #[arg(long, default_value = "pde")]
+    pub kind: String,
+    /// Number of potentials K.
+    #[arg(long, default_value_t = 8)]
+    pub k: usize,
+    /// Steps T per traversal.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Total iterations (an interrupted run continues up to this).
+    #[arg(long, default_value_t = 2000)]
+    pub iters: u64,
+    /// Latent codes per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Weight of the initial condition L_u.
+    #[arg(long, default_value_t = 1.0)]
+    pub w_u: f64,
+    /// Weight of the wave-equation residual L_f.
+    #[arg(long, default_value_t = 1.0)]
+    pub w_f: f64,
+    /// Weight of the Jacobian term L_J.
+    #[arg(long, default_value_t = 1.0)]
+    pub w_j: f64,
+    /// Weight of the classifier loss L_k.
+    #[arg(long, default_value_t = 1.0)]
+    pub w_k: f64,
+    /// Also train negative traversals (z − ∇u), labelled like the positive ones.
+    #[arg(long)]
+    pub negative: bool,
+    /// Hidden width of each potential.
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    /// Size of the sinusoidal time embedding.
+    #[arg(long, default_value_t = 32)]
+    pub time_dim: usize,
+    /// Leave out the final tanh (unbounded potentials).
+    #[arg(long)]
+    pub no_final_tanh: bool,
+    /// Step length of linear potentials.
+    #[arg(long, default_value_t = 0.5)]
+    pub linear_step: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Iterations between checkpoints.
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: u64,
+    /// Start over, replacing a run or potentials in the output folder.
+    #[arg(long)]
+    pub restart: bool,
+    /// Output folder (default: GENERATOR/potentials-KIND).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `traverse`.
+#[derive(Debug, Args)]
+pub struct TraverseArgs {
+    /// Generator folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Potential folder (default: the first inside the model folder).
+    #[arg(long)]
+    pub potentials: Option<PathBuf>,
+    /// Which potential.
+    #[arg(long, default_value_t = 0)]
+    pub k: usize,
+    /// Number of steps T.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Seed of the starting code z_0.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Move against the flow (z − ∇u).
+    #[arg(long)]
+    pub negative: bool,
+    /// Switch to this potential at --switch-at.
+    #[arg(long)]
+    pub switch_to: Option<usize>,
+    /// Step at which to switch (default: T/2).
+    #[arg(long)]
+    pub switch_at: Option<usize>,
+    /// Superpose potentials with weights, e.g. 0:1.0,2:0.5 (replaces --k).
+    #[arg(long)]
+    pub superpose: Option<String>,
+    /// Multiplies every step.
+    #[arg(long, default_value_t = 1.0)]
+    pub step_scale: f64,
+    /// Nearest-neighbour upscaling of the strip.
+    #[arg(long, default_value_t = 1)]
+    pub scale: usize,
+    /// Output PNG strip.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write per-step values (t, z, u, grad_norm, du_dt, d2u_dt2, laplacian, residual).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// `eval` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// VP score: accuracy of a small CNN telling which potential made (x_0, x_T).
+    Vp(EvalVpArgs),
+}
+
+/// Arguments of `eval vp`.
+#[derive(Debug, Args)]
+pub struct EvalVpArgs {
+    /// Generator folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Potential folder (default: the first inside the model folder).
+    #[arg(long)]
+    pub potentials: Option<PathBuf>,
+    /// Number of labelled pairs (10% train, 90% test).
+    #[arg(long, default_value_t = 10000)]
+    pub pairs: usize,
+    /// Steps T from x_0 to x_T.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Training epochs of the CNN.
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Random seeds (the score is averaged over them).
+    #[arg(long, default_value = "0", value_delimiter = ',')]
+    pub seeds: Vec<u64>,
+}
+
 /// `bench` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Decode latency (batch 1 and 32) and training throughput of a generator.
     Generator(BenchGeneratorArgs),
+    /// Potential derivatives, a training iteration and a traversal frame.
+    Potentials(BenchPotentialsArgs),
 }
 
 /// Arguments of `bench generator`.
@@ -187,6 +337,17 @@ pub struct BenchGeneratorArgs {
     pub model: Option<PathBuf>,
     /// Timed repetitions per figure.
     #[arg(long, default_value_t = 50)]
+    pub reps: usize,
+}
+
+/// Arguments of `bench potentials`.
+#[derive(Debug, Args)]
+pub struct BenchPotentialsArgs {
+    /// Model folder for `frame_ms` (default: the shipped scenes VAE).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Timed repetitions per figure (at least 10).
+    #[arg(long, default_value_t = 20)]
     pub reps: usize,
 }
 
@@ -226,5 +387,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Sample(args)) => sample::sample(args),
         Some(Command::ImportPth(args)) => import::import_pth(args),
         Some(Command::Bench(BenchCommand::Generator(args))) => bench::generator(args),
+        Some(Command::Bench(BenchCommand::Potentials(args))) => bench::potentials(args),
+        Some(Command::TrainPotentials(args)) => potentials::train_potentials(args),
+        Some(Command::Traverse(args)) => potentials::traverse(args),
+        Some(Command::Eval(EvalCommand::Vp(args))) => eval::vp(args),
     }
 }

@@ -19,38 +19,9 @@ pub fn train_generator(args: TrainGeneratorArgs) -> Result<()> {
     cfg.restart = args.restart;
     cfg.command = command_line();
 
-    let cancel = CancelToken::new();
-    let handler_token = cancel.clone();
-    // A second Ctrl-C (or a failure to install the handler) falls back to the default.
-    let _ = ctrlc::set_handler(move || handler_token.cancel());
-
-    let bar = ProgressBar::new(args.iters);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{wide_bar}] {pos}/{len} it  eta {eta}  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let summary = run_training(&cfg, &device()?, &cancel, &mut |p| match p {
-        Progress::Started { iteration, .. } => {
-            if iteration > 0 {
-                bar.suspend(|| eprintln!("resuming at iteration {iteration}"));
-            }
-            bar.set_position(iteration);
-        }
-        Progress::Iteration {
-            iteration,
-            losses,
-            images_per_s,
-            ..
-        } => {
-            bar.set_position(iteration);
-            let terms: Vec<String> = losses.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
-            bar.set_message(format!("{}  {images_per_s:.0} img/s", terms.join("  ")));
-        }
-        Progress::Checkpoint { .. } => {}
+    let summary = with_progress(args.iters, "img/s", |cancel, report| {
+        run_training(&cfg, &device()?, cancel, report).map_err(Into::into)
     });
-    bar.finish_and_clear();
     let summary = summary?;
     let metrics: Vec<String> = summary
         .metrics
@@ -66,4 +37,45 @@ pub fn train_generator(args: TrainGeneratorArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Runs a training job with a progress bar; Ctrl-C cancels it (the job checkpoints and
+/// returns [`crate::Error::Cancelled`]). `rate` names the throughput unit shown.
+pub fn with_progress<T>(
+    total: u64,
+    rate: &str,
+    job: impl FnOnce(&CancelToken, &mut dyn FnMut(Progress)) -> Result<T>,
+) -> Result<T> {
+    let cancel = CancelToken::new();
+    let handler_token = cancel.clone();
+    // A second Ctrl-C (or a failure to install the handler) falls back to the default.
+    let _ = ctrlc::set_handler(move || handler_token.cancel());
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} it  eta {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let result = job(&cancel, &mut |p| match p {
+        Progress::Started { iteration, .. } => {
+            if iteration > 0 {
+                bar.suspend(|| eprintln!("resuming at iteration {iteration}"));
+            }
+            bar.set_position(iteration);
+        }
+        Progress::Iteration {
+            iteration,
+            losses,
+            images_per_s,
+            ..
+        } => {
+            bar.set_position(iteration);
+            let terms: Vec<String> = losses.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
+            bar.set_message(format!("{}  {images_per_s:.0} {rate}", terms.join("  ")));
+        }
+        Progress::Checkpoint { .. } => {}
+    });
+    bar.finish_and_clear();
+    result
 }

@@ -220,6 +220,7 @@ fn coverage(cx: f32, cy: f32, angle: f32, radius: f32, inside: impl Fn(f32, f32)
     let weight = step * step;
     for y in lo(cy)..hi(cy) {
         let row = &mut image.data[y * n..(y + 1) * n];
+        #[allow(clippy::needless_range_loop)] // x is also the sample position
         for x in lo(cx)..hi(cx) {
             let mut hits = 0u32;
             for sy in 0..SUPERSAMPLE {

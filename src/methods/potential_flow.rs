@@ -56,51 +56,84 @@ impl Traversal for PotentialFlow {
         } else {
             spec.scale
         };
+        let dev = z0.device().clone();
         let mut z = z0.to_dtype(self.potentials.dtype())?;
         let mut path = vec![z.clone()];
-        let mut records = Vec::with_capacity(spec.steps + 1);
-        for step in 0..=spec.steps {
-            // The last point is measured with the potentials of the last step.
-            let active = spec.plan.active(step.min(spec.steps - 1));
-            let t = Tensor::full(step as f32, b, z.device())?.to_dtype(z.dtype())?;
-            let (mut u, mut grad, mut du, mut d2u, mut lap, mut res) =
-                (None::<Tensor>, None::<Tensor>, None, None, None, None);
-            for (k, w) in active {
-                let ev = self.potentials.eval(&z, &t, k)?;
-                let f = self.potentials.residual(&ev, k)?;
-                let acc = |a: Option<Tensor>, x: &Tensor| -> Result<Option<Tensor>> {
-                    let x = (x * w)?;
-                    Ok(Some(match a {
-                        Some(a) => (a + x)?,
-                        None => x,
-                    }))
-                };
-                u = acc(u, &ev.u)?;
-                grad = acc(grad, &ev.grad)?;
-                du = acc(du, &ev.du_dt)?;
-                d2u = acc(d2u, &ev.d2u_dt2)?;
-                lap = acc(lap, &ev.laplacian)?;
-                res = acc(res, &f)?;
+        // The walk needs only gradients (the cheap path)...
+        for step in 0..spec.steps {
+            let t = Tensor::full(step as f32, b, &dev)?.to_dtype(z.dtype())?;
+            let mut velocity: Option<Tensor> = None;
+            for (k, w) in spec.plan.active(step) {
+                let g = (self.potentials.grad(&z, &t, k)? * w)?;
+                velocity = Some(match velocity {
+                    Some(v) => (v + g)?,
+                    None => g,
+                });
             }
-            let (Some(u), Some(grad), Some(du), Some(d2u), Some(lap), Some(res)) =
-                (u, grad, du, d2u, lap, res)
-            else {
+            let Some(velocity) = velocity else {
                 return Err(crate::Error::config("a plan needs at least one direction"));
             };
-            records.push(StepRecord {
-                t: step as f64,
-                u: to_f32(&u)?,
-                grad_norm: to_f32(&grad.sqr()?.sum(1)?.sqrt()?)?,
-                du_dt: to_f32(&du)?,
-                d2u_dt2: to_f32(&d2u)?,
-                laplacian: to_f32(&lap)?,
-                residual: to_f32(&res)?,
-            });
-            if step < spec.steps {
-                z = (&z + (grad * sign)?)?;
-                path.push(z.clone());
-            }
+            z = (&z + (velocity * sign)?)?;
+            path.push(z.clone());
         }
+        // ...and the records come from one batched evaluation of every point. The last
+        // point is measured with the potentials of the last step.
+        let n = spec.steps + 1;
+        let all = Tensor::cat(&path, 0)?;
+        let times: Vec<f32> = (0..n)
+            .flat_map(|s| std::iter::repeat_n(s as f32, b))
+            .collect();
+        let times = Tensor::new(times, &dev)?.to_dtype(all.dtype())?;
+        let mut ks = spec.plan.directions();
+        ks.sort_unstable();
+        ks.dedup();
+        let zero = Tensor::zeros(n * b, all.dtype(), &dev)?;
+        let (mut u, mut du, mut d2u, mut lap, mut res) =
+            (zero.clone(), zero.clone(), zero.clone(), zero.clone(), zero);
+        let mut grad = all.zeros_like()?;
+        for k in ks {
+            let weights: Vec<f32> = (0..n)
+                .flat_map(|s| {
+                    let w = spec
+                        .plan
+                        .active(s.min(spec.steps - 1))
+                        .iter()
+                        .filter(|(j, _)| *j == k)
+                        .map(|(_, w)| *w as f32)
+                        .sum::<f32>();
+                    std::iter::repeat_n(w, b)
+                })
+                .collect();
+            let w = Tensor::new(weights, &dev)?.to_dtype(all.dtype())?;
+            let ev = self.potentials.eval(&all, &times, k)?;
+            let f = self.potentials.residual(&ev, k)?;
+            u = (u + (&ev.u * &w)?)?;
+            du = (du + (&ev.du_dt * &w)?)?;
+            d2u = (d2u + (&ev.d2u_dt2 * &w)?)?;
+            lap = (lap + (&ev.laplacian * &w)?)?;
+            res = (res + (&f * &w)?)?;
+            grad = (grad + ev.grad.broadcast_mul(&w.unsqueeze(1)?)?)?;
+        }
+        let grad_norm = to_f32(&grad.sqr()?.sum(1)?.sqrt()?)?;
+        let (u, du, d2u, lap, res) = (
+            to_f32(&u)?,
+            to_f32(&du)?,
+            to_f32(&d2u)?,
+            to_f32(&lap)?,
+            to_f32(&res)?,
+        );
+        let rows = |v: &[f32], s: usize| v[s * b..(s + 1) * b].to_vec();
+        let records = (0..n)
+            .map(|s| StepRecord {
+                t: s as f64,
+                u: rows(&u, s),
+                grad_norm: rows(&grad_norm, s),
+                du_dt: rows(&du, s),
+                d2u_dt2: rows(&d2u, s),
+                laplacian: rows(&lap, s),
+                residual: rows(&res, s),
+            })
+            .collect();
         Ok(TraversalPath { z: path, records })
     }
 }

@@ -96,7 +96,7 @@ impl PotentialConfig {
                 "k, latent size and hidden width must be positive",
             ));
         }
-        if self.time_dim < 4 || self.time_dim % 2 != 0 {
+        if self.time_dim < 4 || !self.time_dim.is_multiple_of(2) {
             return Err(Error::config(format!(
                 "the time embedding size must be even and at least 4, not {}",
                 self.time_dim
@@ -362,7 +362,7 @@ impl Potentials {
         let v_t = h1_t.matmul(&w2)?.squeeze(1)?;
         let v_tt = h1_tt.matmul(&w2)?.squeeze(1)?;
         // ∇_z v by one reverse sweep.
-        let back_h1 = (&s2.broadcast_mul(&m.w2)?).matmul(&m.w1)?; // (B, H): ∂v/∂h_z
+        let back_h1 = s2.broadcast_mul(&m.w2)?.matmul(&m.w1)?; // (B, H): ∂v/∂h_z
         let grad_v = (&back_h1 * &s1)?.matmul(&m.wz)?; // (B, d)
         // Δ_z v.
         let curv1 = (&hz * &s1)?.affine(-2., 0.)?;

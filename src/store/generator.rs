@@ -104,7 +104,7 @@ pub fn load_generator(dir: &Path, device: &Device) -> Result<LoadedGenerator> {
 
 /// Writes `tensors` and the manifest (with its tensor list filled in) into `dir`,
 /// each atomically, weights first.
-pub fn save_generator(
+pub fn save_checkpoint(
     dir: &Path,
     manifest: &mut Manifest,
     tensors: &BTreeMap<String, Tensor>,

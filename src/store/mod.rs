@@ -17,7 +17,7 @@ pub mod potentials;
 pub mod pth;
 pub mod tensors;
 
-pub use generator::{LoadedGenerator, load_generator, save_generator};
+pub use generator::{LoadedGenerator, load_generator, save_checkpoint};
 pub use manifest::{FORMAT_VERSION, Manifest, TensorInfo};
 pub use potentials::{LoadedPotentials, find_potentials, load_potentials};
 pub use tensors::{load_safetensors, save_safetensors};

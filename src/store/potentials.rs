@@ -42,7 +42,7 @@ pub fn load_potentials(dir: &Path, latent: usize, device: &Device) -> Result<Loa
     let cfg = potential_config(dir, &manifest)?;
     if cfg.latent != latent {
         return Err(Error::checkpoint(
-            &dir.join(MANIFEST_FILE),
+            dir.join(MANIFEST_FILE),
             format!(
                 "these potentials act on a {}-dimensional latent space but the generator's is {latent}-dimensional",
                 cfg.latent

@@ -100,7 +100,7 @@ impl GeneratorTrainConfig {
             ));
         }
         let lr = self.learning_rate();
-        if !(lr.is_finite() && lr > 0.0) || !(self.beta.is_finite() && self.beta >= 0.0) {
+        if !(lr.is_finite() && lr > 0.0 && self.beta.is_finite() && self.beta >= 0.0) {
             return Err(Error::config(
                 "--lr must be positive and --beta non-negative",
             ));
@@ -394,7 +394,7 @@ pub fn train_generator(
     })
 }
 
-fn mean_values(window: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
+pub(crate) fn mean_values(window: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
     let Some(first) = window.first() else {
         return Vec::new();
     };
@@ -485,7 +485,7 @@ impl SaveContext<'_> {
             .last()
             .map(|r| r.values.iter().cloned().collect())
             .unwrap_or_default();
-        store::save_generator(out, &mut manifest, &model)?;
+        store::save_checkpoint(out, &mut manifest, &model)?;
 
         let samples = to_images(&trainer.generator().decode(self.fixed_z)?)?;
         grid(&samples, 8, 2)?.save_png(&out.join("samples.png"))?;

@@ -6,6 +6,7 @@
 pub mod batches;
 pub mod generator;
 pub mod losses;
+pub mod potentials;
 pub mod state;
 
 pub use generator::{GeneratorTrainConfig, TrainSummary, train_generator};

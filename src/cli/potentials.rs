@@ -1,0 +1,162 @@
+//! `latentflow train-potentials` and `latentflow traverse`.
+
+use super::train::with_progress;
+use super::{TrainPotentialsArgs, TraverseArgs, command_line, device};
+use crate::data::image::grid;
+use crate::methods::{PathSpec, Plan, PotentialFlow, Traversal};
+use crate::models::{Generator, images::to_images, sample_latents};
+use crate::store::{self, find_potentials, load_generator, load_potentials};
+use crate::train::potentials::{LossWeights, PotentialTrainConfig, train_potentials as run};
+use anyhow::{Context, Result, bail};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+
+/// Trains a set of potentials on a frozen generator.
+pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
+    let out = args.out.clone().unwrap_or_else(|| {
+        args.generator
+            .join(format!("potentials-{}", kind_name(&args.kind)))
+    });
+    let mut cfg = PotentialTrainConfig::new(args.generator.clone(), out.clone());
+    cfg.kind = args.kind.parse()?;
+    cfg.k = args.k;
+    cfg.steps = args.steps;
+    cfg.iters = args.iters;
+    cfg.batch_size = args.batch_size;
+    cfg.lr = args.lr;
+    cfg.weights = LossWeights {
+        u: args.w_u,
+        f: args.w_f,
+        j: args.w_j,
+        k: args.w_k,
+    };
+    cfg.negative = args.negative;
+    cfg.hidden = args.hidden;
+    cfg.time_dim = args.time_dim;
+    cfg.final_tanh = !args.no_final_tanh;
+    cfg.linear_step = args.linear_step;
+    cfg.seed = args.seed;
+    cfg.checkpoint_every = args.checkpoint_every;
+    cfg.restart = args.restart;
+    cfg.command = command_line();
+    let summary = with_progress(cfg.iters, "codes/s", |cancel, report| {
+        run(&cfg, &device()?, cancel, report).map_err(Into::into)
+    })?;
+    let metrics: Vec<String> = summary
+        .metrics
+        .iter()
+        .map(|(n, v)| format!("{n} {v:.4}"))
+        .collect();
+    println!(
+        "trained {} iterations ({:.0} s in total); final: {}; wrote {}",
+        summary.iterations,
+        summary.elapsed_s,
+        metrics.join(", "),
+        out.display()
+    );
+    Ok(())
+}
+
+fn kind_name(kind: &str) -> &str {
+    kind
+}
+
+/// The potential folder to use: the one given, or the only/first one inside the model.
+pub fn resolve_potentials(model: &Path, given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let found = find_potentials(model);
+    found.into_iter().next().with_context(|| {
+        format!(
+            "{} holds no potentials; train some with `latentflow train-potentials --generator {}` or pass --potentials",
+            model.display(),
+            model.display()
+        )
+    })
+}
+
+/// The plan the traversal flags describe.
+pub fn plan_of(args: &TraverseArgs) -> Result<Plan> {
+    if let Some(s) = &args.superpose {
+        if args.switch_to.is_some() {
+            bail!("--superpose and --switch-to cannot be combined");
+        }
+        return Ok(Plan::parse_superposition(s)?);
+    }
+    Ok(match args.switch_to {
+        Some(then) => Plan::Switch {
+            k: args.k,
+            then,
+            at: args.switch_at.unwrap_or(args.steps / 2),
+        },
+        None => {
+            if args.switch_at.is_some() {
+                bail!("--switch-at needs --switch-to");
+            }
+            Plan::Single(args.k)
+        }
+    })
+}
+
+/// Walks one latent code along the flow and saves the strip (and the per-step values).
+pub fn traverse(args: TraverseArgs) -> Result<()> {
+    if args.scale == 0 || args.scale > 16 {
+        bail!("--scale must be in 1..=16");
+    }
+    let dev = device()?;
+    let g = load_generator(&args.model, &dev)?;
+    let pot_dir = resolve_potentials(&args.model, args.potentials.clone())?;
+    let pots = load_potentials(&pot_dir, g.config.latent, &dev)?;
+    let flow = PotentialFlow::new(pots.potentials);
+    let spec = PathSpec {
+        plan: plan_of(&args)?,
+        steps: args.steps,
+        negative: args.negative,
+        scale: args.step_scale,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let z0 = sample_latents(g.config.prior, 1, g.config.latent, &mut rng, &dev)?;
+    let path = flow.path(&z0, &spec)?;
+    let z_all = candle_core::Tensor::cat(&path.z, 0)?;
+    let frames = to_images(&g.model.decode(&z_all)?)?;
+    let mut strip = grid(&frames, frames.len(), 2)?;
+    if args.scale > 1 {
+        strip = strip.upscale_nearest(args.scale);
+    }
+    if let Some(json) = &args.json {
+        let steps: Vec<serde_json::Value> = path
+            .records
+            .iter()
+            .zip(&path.z)
+            .map(|(r, z)| -> Result<serde_json::Value> {
+                Ok(serde_json::json!({
+                    "t": r.t,
+                    "z": z.squeeze(0)?.to_vec1::<f32>()?,
+                    "u": r.u[0],
+                    "grad_norm": r.grad_norm[0],
+                    "du_dt": r.du_dt[0],
+                    "d2u_dt2": r.d2u_dt2[0],
+                    "laplacian": r.laplacian[0],
+                    "residual": r.residual[0],
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let doc = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "potentials": pot_dir.display().to_string(),
+            "method": flow.method(),
+            "seed": args.seed,
+            "plan": format!("{:?}", spec.plan),
+            "negative": spec.negative,
+            "steps": steps,
+        });
+        let text = serde_json::to_string_pretty(&doc)?;
+        store::atomic::write(json, text.as_bytes())?;
+        println!("wrote {}", json.display());
+    }
+    strip.save_png(&args.out)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

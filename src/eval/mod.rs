@@ -1,0 +1,3 @@
+//! Metrics of traversal methods.
+
+pub mod vp;

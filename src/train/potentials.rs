@@ -1,0 +1,624 @@
+//! Training potentials on a frozen generator (PDE traversal, and its linear baseline on
+//! the same code path), as a resumable job that reports [`Progress`].
+//!
+//! Per iteration one potential k, one step t ∈ [0, T) and (with `negative`) one sign are
+//! drawn for the whole batch. The codes z_0 ~ prior are rolled t steps along the flow
+//! (without gradient), and
+//!
+//! - L_u = mean ‖∇u^k(z_0, 0)‖² (initial condition),
+//! - L_f = mean (∂²_t u^k − c_k² Δ_z u^k)² at (z_t, t) (wave equation),
+//! - L_J = −mean over pixels of (J_G(z_t) ∇u^k)² (exact forward-mode JVP through G),
+//! - L_k = cross-entropy of a pair classifier that sees (G(z_t), G(z_t ± ∇u^k)) and predicts k,
+//!
+//! weighted and summed; Adam updates the potentials, the wave speeds and the classifier
+//! together. A negative step (z_{t+1} = z_t − ∇u, the reflection of the forward step about
+//! z_t) keeps the same label, so a potential has to mean the same thing both ways.
+
+use super::generator::mean_values;
+use super::state::{LogRow, STATE_FILE, TrainState, write_log_csv};
+use super::{CancelToken, Progress};
+use crate::data::image::grid;
+use crate::methods::{PathSpec, PotentialFlow, Traversal};
+use crate::models::classifier::{PairClassifier, cross_entropy};
+use crate::models::images::to_images;
+use crate::models::potential::{PotentialConfig, PotentialKind, Potentials};
+use crate::models::{Generator, sample_latents};
+use crate::nn::{Adam, Params};
+use crate::store::manifest::{Manifest, Training};
+use crate::store::{self, LoadedGenerator, atomic};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Weights of the four loss terms.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossWeights {
+    /// Initial condition L_u.
+    pub u: f64,
+    /// Wave-equation residual L_f.
+    pub f: f64,
+    /// Jacobian term L_J.
+    pub j: f64,
+    /// Classifier cross-entropy L_k.
+    pub k: f64,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        Self {
+            u: 1.0,
+            f: 1.0,
+            j: 1.0,
+            k: 1.0,
+        }
+    }
+}
+
+/// Settings of a potential training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PotentialTrainConfig {
+    /// The generator folder (frozen during training).
+    pub generator: PathBuf,
+    /// PDE potentials or the linear baseline.
+    pub kind: PotentialKind,
+    /// Number of potentials K.
+    pub k: usize,
+    /// Steps T per traversal.
+    pub steps: usize,
+    /// Total iterations.
+    pub iters: u64,
+    /// Latent codes per batch.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Loss weights.
+    pub weights: LossWeights,
+    /// Also train negative traversals.
+    pub negative: bool,
+    /// Hidden width of each potential.
+    pub hidden: usize,
+    /// Time-embedding size.
+    pub time_dim: usize,
+    /// u = tanh(v).
+    pub final_tanh: bool,
+    /// Step length of linear potentials.
+    pub linear_step: f64,
+    /// Random seed.
+    pub seed: u64,
+    /// Iterations between checkpoints.
+    pub checkpoint_every: u64,
+    /// Iterations between progress reports.
+    pub log_every: u64,
+    /// Output folder.
+    #[serde(skip)]
+    pub out: PathBuf,
+    /// The command line, recorded in the manifest.
+    #[serde(skip)]
+    pub command: String,
+    /// Start over even if `out` holds a run.
+    #[serde(skip)]
+    pub restart: bool,
+}
+
+impl PotentialTrainConfig {
+    /// Defaults: K = 8 PDE potentials, T = 10, 32 codes per batch.
+    pub fn new(generator: PathBuf, out: PathBuf) -> Self {
+        Self {
+            generator,
+            kind: PotentialKind::Pde,
+            k: 8,
+            steps: 10,
+            iters: 2000,
+            batch_size: 32,
+            lr: 1e-3,
+            weights: LossWeights::default(),
+            negative: false,
+            hidden: 128,
+            time_dim: 32,
+            final_tanh: true,
+            linear_step: 0.5,
+            seed: 0,
+            checkpoint_every: 100,
+            log_every: 10,
+            out,
+            command: String::new(),
+            restart: false,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.k == 0 || self.steps == 0 || self.iters == 0 || self.batch_size == 0 {
+            return Err(Error::config(
+                "--k, --steps, --iters and --batch-size must be at least 1",
+            ));
+        }
+        if self.checkpoint_every == 0 || self.log_every == 0 {
+            return Err(Error::config(
+                "checkpoint and log intervals must be positive",
+            ));
+        }
+        let w = self.weights;
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::config("--lr must be positive"));
+        }
+        if [w.u, w.f, w.j, w.k]
+            .iter()
+            .any(|x| !x.is_finite() || *x < 0.0)
+        {
+            return Err(Error::config(
+                "loss weights must be finite and non-negative",
+            ));
+        }
+        Ok(())
+    }
+
+    fn fingerprint(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            for key in ["iters", "checkpoint_every", "log_every"] {
+                m.remove(key);
+            }
+        }
+        v
+    }
+
+    /// The potential architecture these settings train.
+    pub fn architecture(&self, latent: usize) -> PotentialConfig {
+        let mut cfg = PotentialConfig::new(self.kind, self.k, latent);
+        cfg.hidden = self.hidden;
+        cfg.time_dim = self.time_dim;
+        cfg.final_tanh = self.final_tanh;
+        cfg.step = self.linear_step;
+        cfg
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct PotentialTrainSummary {
+    /// Iterations completed in total.
+    pub iterations: u64,
+    /// Where this invocation started.
+    pub resumed_from: u64,
+    /// Training seconds in total.
+    pub elapsed_s: f64,
+    /// Final losses (mean over the last logged window) and classifier accuracy.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// The generator-free loss terms of one iteration.
+#[derive(Debug)]
+pub struct PdeTerms {
+    /// Initial condition ‖∇u(z_0, 0)‖² (mean).
+    pub l_u: Tensor,
+    /// Wave residual f² at (z_t, t) (mean).
+    pub l_f: Tensor,
+    /// The rolled codes z_t (no gradient).
+    pub z_t: Tensor,
+    /// The next step ±∇u(z_t, t) (with gradient).
+    pub step: Tensor,
+}
+
+/// The trainable parts: potentials, classifier and their optimisers.
+pub struct PotentialTrainer {
+    pot_params: Params,
+    clf_params: Params,
+    potentials: Potentials,
+    classifier: PairClassifier,
+    opt_pot: Adam,
+    opt_clf: Adam,
+}
+
+impl PotentialTrainer {
+    /// Fresh potentials of architecture `arch` and a classifier for `channels`-channel images.
+    pub fn new(
+        arch: &PotentialConfig,
+        channels: usize,
+        size: usize,
+        lr: f64,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let pot_params = Params::new(seed, device);
+        let potentials = Potentials::new(&pot_params, arch)?;
+        let clf_params = Params::new(seed ^ 0xc1a5, device);
+        let classifier = PairClassifier::new(&clf_params, 2 * channels, size, arch.k)?;
+        let opt_pot = Adam::new(pot_params.trainable_vars()?, lr)?;
+        let opt_clf = Adam::new(clf_params.trainable_vars()?, lr)?;
+        Ok(Self {
+            pot_params,
+            clf_params,
+            potentials,
+            classifier,
+            opt_pot,
+            opt_clf,
+        })
+    }
+
+    /// The potentials being trained.
+    pub fn potentials(&self) -> &Potentials {
+        &self.potentials
+    }
+
+    /// One iteration; returns the named loss terms, the classifier accuracy and the mean
+    /// wave speed.
+    pub fn step(
+        &mut self,
+        generator: &dyn Generator,
+        cfg: &PotentialTrainConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(String, f64)>> {
+        let dev = self.pot_params.device().clone();
+        let b = cfg.batch_size;
+        let k = rng.gen_range(0..cfg.k);
+        let t = rng.gen_range(0..cfg.steps);
+        let sign = if cfg.negative && rng.gen_bool(0.5) {
+            -1.0
+        } else {
+            1.0
+        };
+        let gcfg = generator.config();
+        let z0 = sample_latents(gcfg.prior, b, gcfg.latent, rng, &dev)?;
+        let terms = self.pde_terms(&z0, k, t, sign)?;
+        let (l_u, l_f, z, v) = (terms.l_u, terms.l_f, terms.z_t, terms.step);
+        let (x_t, jv) = generator.jvp(&z, &v)?;
+        let l_j = jv.sqr()?.mean_all()?.neg()?;
+        let x_next = generator.decode(&(&z + &v)?)?;
+        let labels = Tensor::full(k as u32, b, &dev)?;
+        let logits = self.classifier.forward(&x_t.detach(), &x_next)?;
+        let (l_k, acc) = cross_entropy(&logits, &labels)?;
+        let w = cfg.weights;
+        let loss = ((((&l_u * w.u)? + (&l_f * w.f)?)? + (&l_j * w.j)?)? + (&l_k * w.k)?)?;
+        let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar()?) };
+        let values = vec![
+            ("loss".to_string(), scalar(&loss)?),
+            ("l_u".to_string(), scalar(&l_u)?),
+            ("l_f".to_string(), scalar(&l_f)?),
+            ("l_j".to_string(), scalar(&l_j)?),
+            ("l_k".to_string(), scalar(&l_k)?),
+            ("acc".to_string(), acc),
+            (
+                "wave_speed".to_string(),
+                scalar(&self.potentials.wave_speed().mean_all()?)?,
+            ),
+        ];
+        if let Some((name, value)) = values.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::config(format!("loss term {name} became {value}")));
+        }
+        let grads = loss.backward()?;
+        self.opt_pot.step(&grads)?;
+        self.opt_clf.step(&grads)?;
+        Ok(values)
+    }
+
+    /// The generator-free part of an iteration: roll `z0` for `t` steps along potential
+    /// `k` (without gradient), then L_u at (z_0, 0), L_f at (z_t, t) and the next step
+    /// ±∇u(z_t, t).
+    pub fn pde_terms(&self, z0: &Tensor, k: usize, t: usize, sign: f64) -> Result<PdeTerms> {
+        let b = z0.dim(0)?;
+        let dev = z0.device();
+        let time = |s: usize| Tensor::full(s as f32, b, dev);
+        let mut z = z0.clone();
+        for s in 0..t {
+            let g = self.potentials.grad(&z, &time(s)?, k)?.detach();
+            z = (&z + (g * sign)?)?;
+        }
+        let zero_grad = self.potentials.grad(z0, &time(0)?, k)?;
+        let l_u = zero_grad.sqr()?.sum(1)?.mean_all()?;
+        let ev = self.potentials.eval(&z, &time(t)?, k)?;
+        let l_f = self.potentials.residual(&ev, k)?.sqr()?.mean_all()?;
+        let step = (&ev.grad * sign)?;
+        Ok(PdeTerms {
+            l_u,
+            l_f,
+            z_t: z,
+            step,
+        })
+    }
+
+    /// Updates the potentials (only) from the gradients of `loss`; for benchmarks of the
+    /// potential losses alone.
+    pub fn step_potentials(&mut self, loss: &Tensor) -> Result<()> {
+        self.opt_pot.step(&loss.backward()?)?;
+        Ok(())
+    }
+
+    fn state_tensors(&self) -> Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        for (prefix, p) in [("pot.", &self.pot_params), ("clf.", &self.clf_params)] {
+            for (n, t) in p.tensors()? {
+                out.insert(format!("{prefix}{n}"), t);
+            }
+        }
+        for (prefix, opt) in [("opt0.", &self.opt_pot), ("opt1.", &self.opt_clf)] {
+            for (n, t) in opt.state() {
+                out.insert(format!("{prefix}{n}"), t);
+            }
+        }
+        Ok(out)
+    }
+
+    fn restore(&mut self, state: &TrainState) -> Result<()> {
+        let part = |prefix: &str| -> BTreeMap<String, Tensor> {
+            state
+                .tensors
+                .iter()
+                .filter_map(|(n, t)| n.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
+                .collect()
+        };
+        self.pot_params.load(&part("pot."))?;
+        self.clf_params.load(&part("clf."))?;
+        self.opt_pot.load_state(&part("opt0."), state.iteration)?;
+        self.opt_clf.load_state(&part("opt1."), state.iteration)?;
+        Ok(())
+    }
+}
+
+/// How `out` refers to the generator folder in the manifest: `..` when the potentials
+/// live inside it (the usual layout), else the path as given.
+fn generator_reference(cfg: &PotentialTrainConfig) -> String {
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    match (cfg.out.parent().and_then(canon), canon(&cfg.generator)) {
+        (Some(parent), Some(g)) if parent == g => "..".into(),
+        _ => cfg.generator.display().to_string(),
+    }
+}
+
+/// Trains potentials as `cfg` says, resuming a run found in `cfg.out`.
+pub fn train_potentials(
+    cfg: &PotentialTrainConfig,
+    device: &Device,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<PotentialTrainSummary> {
+    cfg.validate()?;
+    let generator = store::load_generator(&cfg.generator, device)?;
+    let arch = cfg.architecture(generator.config.latent);
+    arch.validate()?;
+    let out = &cfg.out;
+    let state_path = out.join(STATE_FILE);
+    if !cfg.restart && !state_path.exists() && out.join(store::MANIFEST_FILE).exists() {
+        return Err(Error::config(format!(
+            "{} already holds potentials; choose another --out or pass --restart to overwrite them",
+            out.display()
+        )));
+    }
+    atomic::check_writable(out)?;
+    let (channels, size) = (generator.config.channels, generator.config.image_size);
+    let mut trainer = PotentialTrainer::new(&arch, channels, size, cfg.lr, cfg.seed, device)?;
+    let (mut iteration, mut elapsed_prev, mut log) = (0u64, 0.0, Vec::<LogRow>::new());
+    if state_path.exists() && !cfg.restart {
+        let state = TrainState::load(&state_path, device)?;
+        if state.settings != cfg.fingerprint() {
+            return Err(Error::config(format!(
+                "{} holds a run with other settings ({}); pass --restart to start over or choose another --out",
+                out.display(),
+                state.settings
+            )));
+        }
+        trainer.restore(&state)?;
+        (iteration, elapsed_prev, log) = (state.iteration, state.elapsed_s, state.log);
+    }
+    let resumed_from = iteration;
+    progress(Progress::Started {
+        iteration,
+        total: cfg.iters,
+    });
+    let strip_z = sample_latents(
+        generator.config.prior,
+        1,
+        generator.config.latent,
+        &mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x57a1),
+        device,
+    )?;
+    let saver = Saver {
+        cfg,
+        arch: &arch,
+        generator: &generator,
+        strip_z: &strip_z,
+    };
+    let start = Instant::now();
+    let mut window = Vec::new();
+    while iteration < cfg.iters {
+        if cancel.is_cancelled() {
+            saver.save(
+                iteration,
+                &trainer,
+                &log,
+                elapsed_prev + start.elapsed().as_secs_f64(),
+            )?;
+            progress(Progress::Checkpoint { iteration });
+            return Err(Error::Cancelled);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
+        rng.set_stream(iteration);
+        let values = trainer.step(&generator.model, cfg, &mut rng).map_err(|e| {
+            Error::config(format!(
+                "training stopped at iteration {}: {e}; the last good checkpoint in {} is kept",
+                iteration + 1,
+                out.display()
+            ))
+        })?;
+        iteration += 1;
+        window.push(values);
+        let elapsed = elapsed_prev + start.elapsed().as_secs_f64();
+        if iteration % cfg.log_every == 0 || iteration == cfg.iters {
+            let values = mean_values(&window);
+            window.clear();
+            let done = (iteration - resumed_from) as f64;
+            log.push(LogRow {
+                iteration,
+                elapsed_s: elapsed,
+                values: values.clone(),
+            });
+            progress(Progress::Iteration {
+                iteration,
+                total: cfg.iters,
+                losses: values,
+                images_per_s: done * cfg.batch_size as f64
+                    / start.elapsed().as_secs_f64().max(1e-9),
+            });
+        }
+        if iteration % cfg.checkpoint_every == 0 || iteration == cfg.iters {
+            saver.save(iteration, &trainer, &log, elapsed)?;
+            progress(Progress::Checkpoint { iteration });
+        }
+    }
+    if resumed_from == cfg.iters {
+        saver.save(iteration, &trainer, &log, elapsed_prev)?;
+    }
+    Ok(PotentialTrainSummary {
+        iterations: iteration,
+        resumed_from,
+        elapsed_s: elapsed_prev + start.elapsed().as_secs_f64(),
+        metrics: log
+            .last()
+            .map(|r| r.values.iter().cloned().collect())
+            .unwrap_or_default(),
+    })
+}
+
+struct Saver<'a> {
+    cfg: &'a PotentialTrainConfig,
+    arch: &'a PotentialConfig,
+    generator: &'a LoadedGenerator,
+    strip_z: &'a Tensor,
+}
+
+impl Saver<'_> {
+    /// Writes the training state, the potentials with their manifest, one traversal strip
+    /// per potential (`strips.png`, a row each) and the loss log.
+    fn save(
+        &self,
+        iteration: u64,
+        trainer: &PotentialTrainer,
+        log: &[LogRow],
+        elapsed: f64,
+    ) -> Result<()> {
+        let out = &self.cfg.out;
+        TrainState {
+            iteration,
+            elapsed_s: elapsed,
+            settings: self.cfg.fingerprint(),
+            log: log.to_vec(),
+            tensors: trainer.state_tensors()?,
+        }
+        .save(&out.join(STATE_FILE))?;
+
+        let mut manifest = Manifest::new(
+            "potentials",
+            serde_json::to_value(self.arch).map_err(|e| Error::config(e.to_string()))?,
+        );
+        manifest.dataset = self.generator.manifest.dataset.clone();
+        manifest.generator = Some(generator_reference(self.cfg));
+        let mut settings = BTreeMap::new();
+        let fp = self.cfg.fingerprint();
+        if let Some(m) = fp.as_object() {
+            for (key, value) in m {
+                settings.insert(key.clone(), value.clone());
+            }
+        }
+        manifest.training = Some(Training {
+            command: self.cfg.command.clone(),
+            seed: self.cfg.seed,
+            iterations: iteration,
+            elapsed_s: elapsed,
+            settings,
+        });
+        manifest.metrics = log
+            .last()
+            .map(|r| r.values.iter().cloned().collect())
+            .unwrap_or_default();
+        let tensors = trainer.pot_params.tensors()?;
+        store::save_checkpoint(out, &mut manifest, &tensors)?;
+
+        let flow = PotentialFlow::new(trainer.potentials.clone());
+        let mut frames = Vec::new();
+        for k in 0..self.arch.k {
+            let path = flow.path(self.strip_z, &PathSpec::single(k, self.cfg.steps))?;
+            for z in &path.z {
+                frames.extend(to_images(&self.generator.model.decode(z)?)?);
+            }
+        }
+        grid(&frames, self.cfg.steps + 1, 2)?.save_png(&out.join("strips.png"))?;
+        write_log_csv(&out.join("loss.csv"), log)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{GeneratorConfig, GeneratorKind, GeneratorModel};
+
+    fn tiny_generator(dev: &Device) -> GeneratorModel {
+        let mut cfg = GeneratorConfig::new(GeneratorKind::Vae, 3, 1);
+        cfg.base = 4;
+        GeneratorModel::new(&Params::new(0, dev), &cfg).unwrap()
+    }
+
+    fn config(kind: PotentialKind) -> PotentialTrainConfig {
+        let mut cfg = PotentialTrainConfig::new(PathBuf::new(), PathBuf::new());
+        cfg.kind = kind;
+        cfg.k = 2;
+        cfg.steps = 3;
+        cfg.batch_size = 4;
+        cfg.hidden = 8;
+        cfg.time_dim = 4;
+        cfg.negative = true;
+        cfg
+    }
+
+    #[test]
+    fn iterations_report_finite_terms_and_move_the_weights() {
+        let dev = Device::Cpu;
+        let g = tiny_generator(&dev);
+        for kind in [PotentialKind::Pde, PotentialKind::Linear] {
+            let cfg = config(kind);
+            let arch = cfg.architecture(3);
+            let mut tr = PotentialTrainer::new(&arch, 1, 64, 1e-2, 0, &dev).unwrap();
+            let before: BTreeMap<String, Tensor> = tr
+                .pot_params
+                .tensors()
+                .unwrap()
+                .into_iter()
+                .map(|(n, t)| (n, t.copy().unwrap()))
+                .collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            for _ in 0..3 {
+                let v = tr.step(&g, &cfg, &mut rng).unwrap();
+                let names: Vec<&str> = v.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(
+                    names,
+                    ["loss", "l_u", "l_f", "l_j", "l_k", "acc", "wave_speed"]
+                );
+                assert!(v.iter().all(|(_, x)| x.is_finite()));
+            }
+            let after = tr.pot_params.tensors().unwrap();
+            let moved = before.iter().any(|(n, t)| {
+                let d = (t - &after[n]).unwrap().abs().unwrap().sum_all().unwrap();
+                d.to_scalar::<f32>().unwrap() > 0.0
+            });
+            assert!(moved, "{kind:?}: no weight changed");
+        }
+    }
+
+    #[test]
+    fn linear_potentials_have_no_pde_terms() {
+        let dev = Device::Cpu;
+        let g = tiny_generator(&dev);
+        let cfg = config(PotentialKind::Linear);
+        let mut tr = PotentialTrainer::new(&cfg.architecture(3), 1, 64, 1e-2, 0, &dev).unwrap();
+        let v = tr
+            .step(&g, &cfg, &mut ChaCha8Rng::seed_from_u64(1))
+            .unwrap();
+        let get = |n: &str| v.iter().find(|(m, _)| m == n).unwrap().1;
+        assert_eq!(get("l_f"), 0.0);
+        // ∇u is the unit direction scaled to the step length: L_u = step².
+        assert!((get("l_u") - cfg.linear_step.powi(2)).abs() < 1e-5);
+    }
+}
