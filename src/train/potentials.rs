@@ -287,7 +287,13 @@ impl PotentialTrainer {
                 scalar(&self.potentials.wave_speed().mean_all()?)?,
             ),
         ];
-        if let Some((name, value)) = values.iter().find(|(_, v)| !v.is_finite()) {
+        // Name the first bad term (the total is bad whenever a term is).
+        let bad = values
+            .iter()
+            .skip(1)
+            .chain(values.first())
+            .find(|(_, v)| !v.is_finite());
+        if let Some((name, value)) = bad {
             return Err(Error::config(format!("loss term {name} became {value}")));
         }
         let grads = loss.backward()?;
@@ -620,5 +626,33 @@ mod tests {
         assert_eq!(get("l_f"), 0.0);
         // ∇u is the unit direction scaled to the step length: L_u = step².
         assert!((get("l_u") - cfg.linear_step.powi(2)).abs() < 1e-5);
+    }
+
+    /// A generator that decodes everything to NaN.
+    struct Broken(GeneratorConfig);
+
+    impl Generator for Broken {
+        fn config(&self) -> &GeneratorConfig {
+            &self.0
+        }
+        fn decode(&self, z: &Tensor) -> candle_core::Result<Tensor> {
+            Tensor::full(f32::NAN, (z.dim(0)?, 1, 64, 64), z.device())
+        }
+        fn jvp(&self, z: &Tensor, _: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+            let x = self.decode(z)?;
+            Ok((x.clone(), x))
+        }
+    }
+
+    #[test]
+    fn non_finite_terms_are_named() {
+        let dev = Device::Cpu;
+        let g = Broken(GeneratorConfig::new(GeneratorKind::Vae, 3, 1));
+        let cfg = config(PotentialKind::Pde);
+        let mut tr = PotentialTrainer::new(&cfg.architecture(3), 1, 64, 1e-2, 0, &dev).unwrap();
+        let e = tr
+            .step(&g, &cfg, &mut ChaCha8Rng::seed_from_u64(1))
+            .unwrap_err();
+        assert!(e.to_string().contains("loss term l_j became NaN"), "{e}");
     }
 }

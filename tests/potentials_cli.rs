@@ -1,0 +1,277 @@
+//! Potentials from the command line: training, traversal strips and JSON, switching and
+//! superposition, the VP score, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn latentflow(args: &[&str]) -> Output {
+    match Command::new(env!("CARGO_BIN_EXE_latentflow"))
+        .args(args)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!("cannot run latentflow: {e}"),
+    }
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = latentflow(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = latentflow(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let e = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(
+        e.starts_with("error: ") && e.lines().count() == 1,
+        "{args:?}: {e}"
+    );
+    e
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// A tiny generator with tiny PDE potentials inside (trained once for all tests).
+fn model() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, dir) = DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        ok(&[
+            "train-generator",
+            "--dataset",
+            "sprites",
+            "--latent",
+            "4",
+            "--base",
+            "8",
+            "--iters",
+            "2",
+            "--batch-size",
+            "4",
+            "--out",
+            s(&dir),
+        ]);
+        ok(&[
+            "train-potentials",
+            "--generator",
+            s(&dir),
+            "--k",
+            "3",
+            "--steps",
+            "3",
+            "--iters",
+            "4",
+            "--batch-size",
+            "4",
+            "--hidden",
+            "8",
+            "--time-dim",
+            "4",
+            "--negative",
+            "--checkpoint-every",
+            "2",
+        ]);
+        (tmp, dir)
+    });
+    dir
+}
+
+#[test]
+fn training_writes_potentials_strips_and_log() {
+    let p = model().join("potentials-pde");
+    for f in [
+        "model.safetensors",
+        "manifest.json",
+        "strips.png",
+        "loss.csv",
+    ] {
+        assert!(p.join(f).is_file(), "{f}");
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["model"], "potentials");
+    assert_eq!(m["generator"], "..");
+    assert_eq!(m["architecture"]["k"], 3);
+    let strips = image::open(p.join("strips.png")).unwrap();
+    assert_eq!(
+        (strips.width(), strips.height()),
+        (4 * 64 + 3 * 2, 3 * 64 + 2 * 2)
+    );
+}
+
+#[test]
+fn traverse_writes_a_strip_and_per_step_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (png, json) = (tmp.path().join("s.png"), tmp.path().join("s.json"));
+    ok(&[
+        "traverse",
+        "--model",
+        s(model()),
+        "--k",
+        "2",
+        "--steps",
+        "5",
+        "--seed",
+        "7",
+        "--out",
+        s(&png),
+        "--json",
+        s(&json),
+    ]);
+    assert_eq!(image::open(&png).unwrap().width(), 6 * 64 + 5 * 2);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 6);
+    for (i, st) in steps.iter().enumerate() {
+        assert_eq!(st["t"].as_f64(), Some(i as f64));
+        assert_eq!(st["z"].as_array().map(Vec::len), Some(4));
+        for key in [
+            "u",
+            "grad_norm",
+            "du_dt",
+            "d2u_dt2",
+            "laplacian",
+            "residual",
+        ] {
+            assert!(st[key].as_f64().is_some_and(f64::is_finite), "{key}");
+        }
+    }
+    // Same seed, same walk; negative and switching and superposition walk elsewhere.
+    let z_end = |extra: &[&str]| {
+        let mut args = vec![
+            "traverse",
+            "--model",
+            s(model()),
+            "--k",
+            "2",
+            "--steps",
+            "5",
+            "--seed",
+            "7",
+            "--out",
+            s(&png),
+            "--json",
+            s(&json),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        v["steps"][5]["z"].clone()
+    };
+    let base = z_end(&[]);
+    assert_eq!(base, z_end(&[]));
+    assert_ne!(base, z_end(&["--negative"]));
+    assert_ne!(base, z_end(&["--switch-to", "0", "--switch-at", "2"]));
+    assert_ne!(base, z_end(&["--superpose", "2:1.0,1:0.5"]));
+    assert_eq!(base, z_end(&["--superpose", "2:1.0"]));
+}
+
+#[test]
+fn bad_traversal_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let png = tmp.path().join("x.png");
+    let m = s(model());
+    let e = fails(&["traverse", "--model", m, "--k", "3", "--out", s(&png)]);
+    assert!(e.contains("out of range"), "{e}");
+    let e = fails(&["traverse", "--model", m, "--steps", "0", "--out", s(&png)]);
+    assert!(e.contains("at least 1"), "{e}");
+    let e = fails(&[
+        "traverse",
+        "--model",
+        m,
+        "--superpose",
+        "0:1,x",
+        "--out",
+        s(&png),
+    ]);
+    assert!(e.contains("cannot parse superposition"), "{e}");
+    assert!(!png.exists());
+
+    // Potentials on another latent size.
+    let other = tmp.path().join("other");
+    ok(&[
+        "train-generator",
+        "--dataset",
+        "sprites",
+        "--latent",
+        "3",
+        "--base",
+        "8",
+        "--iters",
+        "1",
+        "--batch-size",
+        "2",
+        "--out",
+        s(&other),
+    ]);
+    let e = fails(&[
+        "traverse",
+        "--model",
+        s(&other),
+        "--potentials",
+        s(&model().join("potentials-pde")),
+        "--out",
+        s(&png),
+    ]);
+    assert!(
+        e.contains("4-dimensional") && e.contains("3-dimensional"),
+        "{e}"
+    );
+    let e = fails(&["traverse", "--model", s(&other), "--out", s(&png)]);
+    assert!(e.contains("holds no potentials"), "{e}");
+}
+
+#[test]
+fn existing_potentials_are_not_overwritten() {
+    let p = model().join("potentials-pde");
+    let before = std::fs::read(p.join("model.safetensors")).unwrap();
+    let e = fails(&[
+        "train-potentials",
+        "--generator",
+        s(model()),
+        "--k",
+        "2",
+        "--iters",
+        "1",
+    ]);
+    assert!(
+        e.contains("other settings") || e.contains("already holds"),
+        "{e}"
+    );
+    assert_eq!(before, std::fs::read(p.join("model.safetensors")).unwrap());
+}
+
+#[test]
+fn vp_score_is_a_json_line() {
+    let out = ok(&[
+        "eval",
+        "vp",
+        "--model",
+        s(model()),
+        "--pairs",
+        "40",
+        "--epochs",
+        "1",
+        "--steps",
+        "3",
+        "--seeds",
+        "0,1",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["vp"].as_array().map(Vec::len), Some(2));
+    let mean = v["vp_mean"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&mean));
+    assert_eq!(v["k"], 3);
+}
