@@ -21,7 +21,11 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
     eframe::run_native(
         "latentflow",
         options,
-        Box::new(move |cc| Ok(Box::new(App::new(&cc.egui_ctx, dir)))),
+        Box::new(move |cc| {
+            let mut app = App::new(&cc.egui_ctx, dir);
+            app.screenshot = args.screenshot.map(|path| (path, 0));
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
@@ -38,6 +42,9 @@ pub struct App {
     textures: Vec<egui::TextureHandle>,
     decode_ms: f64,
     status: String,
+    /// Where to save a screenshot, and frames drawn since the images arrived.
+    screenshot: Option<(PathBuf, u32)>,
+    screenshot_done: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn to_color_image(img: &Image) -> egui::ColorImage {
@@ -62,6 +69,8 @@ impl App {
             textures: Vec::new(),
             decode_ms: 0.0,
             status: "loading the model…".into(),
+            screenshot: None,
+            screenshot_done: Default::default(),
         };
         app.request_samples();
         app
@@ -115,6 +124,40 @@ impl App {
         }
     }
 
+    /// With `--screenshot`: a few frames after the images arrive, asks for a screenshot;
+    /// the callback saves it and the next frame closes the window.
+    fn screenshot_step(&mut self, ctx: &egui::Context) {
+        let Some((path, frames)) = &mut self.screenshot else {
+            return;
+        };
+        ctx.request_repaint();
+        if self.textures.is_empty() {
+            return;
+        }
+        *frames += 1;
+        if *frames == 3 {
+            let path = path.clone();
+            let done = self.screenshot_done.clone();
+            let repaint = ctx.clone();
+            ctx.request_screenshot(move |image| {
+                let [w, h] = image.size;
+                let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+                let saved = ::image::RgbaImage::from_raw(w as u32, h as u32, rgba)
+                    .ok_or_else(|| "bad screenshot size".to_string())
+                    .and_then(|img| img.save(&path).map_err(|e| e.to_string()));
+                match saved {
+                    Ok(()) => eprintln!("wrote {}", path.display()),
+                    Err(e) => eprintln!("error: cannot save {}: {e}", path.display()),
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                repaint.request_repaint();
+            });
+        }
+        if self.screenshot_done.load(std::sync::atomic::Ordering::SeqCst) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
     fn controls(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             let mut changed = false;
@@ -123,11 +166,11 @@ impl App {
                 .add(egui::DragValue::new(&mut self.seed).speed(0.2))
                 .on_hover_text("Seed of the latent codes")
                 .changed();
-            if ui.button("◀").on_hover_text("Previous seed").clicked() {
+            if ui.button("< Prev").on_hover_text("Previous seed").clicked() {
                 self.seed = self.seed.saturating_sub(1);
                 changed = true;
             }
-            if ui.button("▶").on_hover_text("Next seed").clicked() {
+            if ui.button("Next >").on_hover_text("Next seed").clicked() {
                 self.seed = self.seed.wrapping_add(1);
                 changed = true;
             }
@@ -165,6 +208,7 @@ impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.handle_events(&ctx);
+        self.screenshot_step(&ctx);
         egui::Panel::top("controls").show(ui, |ui| {
             ui.add_space(4.0);
             self.controls(ui);

@@ -55,6 +55,10 @@ pub struct AppArgs {
     /// Model folder to open (default: the shipped scenes VAE).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Save a PNG screenshot of the window once the first images are shown, then quit
+    /// (for documentation and checks under xvfb).
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
 }
 
 /// `dataset` subcommands.
