@@ -153,7 +153,10 @@ impl App {
                 repaint.request_repaint();
             });
         }
-        if self.screenshot_done.load(std::sync::atomic::Ordering::SeqCst) {
+        if self
+            .screenshot_done
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }

@@ -215,8 +215,8 @@ pub struct TrainPotentialsArgs {
     /// Weight of the wave-equation residual L_f.
     #[arg(long, default_value_t = 1.0)]
     pub w_f: f64,
-    /// Weight of the Jacobian term L_J.
-    #[arg(long, default_value_t = 1.0)]
+    /// Weight of the Jacobian term L_J (a squared norm over all pixels, hence small).
+    #[arg(long, default_value_t = 0.02)]
     pub w_j: f64,
     /// Weight of the classifier loss L_k.
     #[arg(long, default_value_t = 1.0)]
@@ -224,6 +224,9 @@ pub struct TrainPotentialsArgs {
     /// Also train negative traversals (z − ∇u), labelled like the positive ones.
     #[arg(long)]
     pub negative: bool,
+    /// Groups per batch, each with its own potential (1 = one k per batch, as in the paper).
+    #[arg(long, default_value_t = 4)]
+    pub groups: usize,
     /// Hidden width of each potential.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,

@@ -32,6 +32,7 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
         k: args.w_k,
     };
     cfg.negative = args.negative;
+    cfg.groups = args.groups;
     cfg.hidden = args.hidden;
     cfg.time_dim = args.time_dim;
     cfg.final_tanh = !args.no_final_tanh;

@@ -1,13 +1,16 @@
 //! Training potentials on a frozen generator (PDE traversal, and its linear baseline on
 //! the same code path), as a resumable job that reports [`Progress`].
 //!
-//! Per iteration one potential k, one step t ∈ [0, T) and (with `negative`) one sign are
-//! drawn for the whole batch. The codes z_0 ~ prior are rolled t steps along the flow
+//! Per iteration one step t ∈ [0, T) and (with `negative`) one sign are drawn for the whole
+//! batch, and the batch is split into `groups` groups with one potential k each (the
+//! papers draw one k per batch, `groups = 1`; several per batch give the classifier more
+//! than one class per update, which it needs to learn on a CPU budget). The codes z_0 ~ prior are rolled t steps along the flow
 //! (without gradient), and
 //!
 //! - L_u = mean ‖∇u^k(z_0, 0)‖² (initial condition),
 //! - L_f = mean (∂²_t u^k − c_k² Δ_z u^k)² at (z_t, t) (wave equation),
-//! - L_J = −mean over pixels of (J_G(z_t) ∇u^k)² (exact forward-mode JVP through G),
+//! - L_J = −mean ‖J_G(z_t) ∇u^k‖² (squared norm over all pixels; exact forward-mode JVP
+//!   through G),
 //! - L_k = cross-entropy of a pair classifier that sees (G(z_t), G(z_t ± ∇u^k)) and predicts k,
 //!
 //! weighted and summed; Adam updates the potentials, the wave speeds and the classifier
@@ -28,6 +31,7 @@ use crate::store::manifest::{Manifest, Training};
 use crate::store::{self, LoadedGenerator, atomic};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -53,7 +57,9 @@ impl Default for LossWeights {
         Self {
             u: 1.0,
             f: 1.0,
-            j: 1.0,
+            // ‖J ∇u‖² sums over every pixel (12,288 for 64×64 RGB): it is ~10² times the
+            // other terms, so its weight is small.
+            j: 0.02,
             k: 1.0,
         }
     }
@@ -80,6 +86,8 @@ pub struct PotentialTrainConfig {
     pub weights: LossWeights,
     /// Also train negative traversals.
     pub negative: bool,
+    /// Groups per batch, each with its own potential (1: the papers' one k per batch).
+    pub groups: usize,
     /// Hidden width of each potential.
     pub hidden: usize,
     /// Time-embedding size.
@@ -118,6 +126,7 @@ impl PotentialTrainConfig {
             lr: 1e-3,
             weights: LossWeights::default(),
             negative: false,
+            groups: 4,
             hidden: 128,
             time_dim: 32,
             final_tanh: true,
@@ -255,7 +264,11 @@ impl PotentialTrainer {
     ) -> Result<Vec<(String, f64)>> {
         let dev = self.pot_params.device().clone();
         let b = cfg.batch_size;
-        let k = rng.gen_range(0..cfg.k);
+        // The batch is split into groups, each with its own potential (distinct ones while
+        // there are enough), so the classifier sees several classes per update.
+        let groups = cfg.groups.clamp(1, b.min(cfg.k));
+        let mut ks: Vec<usize> = (0..cfg.k).collect();
+        ks.shuffle(rng);
         let t = rng.gen_range(0..cfg.steps);
         let sign = if cfg.negative && rng.gen_bool(0.5) {
             -1.0
@@ -263,13 +276,29 @@ impl PotentialTrainer {
             1.0
         };
         let gcfg = generator.config();
-        let z0 = sample_latents(gcfg.prior, b, gcfg.latent, rng, &dev)?;
-        let terms = self.pde_terms(&z0, k, t, sign)?;
-        let (l_u, l_f, z, v) = (terms.l_u, terms.l_f, terms.z_t, terms.step);
+        let (mut l_u, mut l_f) = (
+            Tensor::zeros((), DType::F32, &dev)?,
+            Tensor::zeros((), DType::F32, &dev)?,
+        );
+        let (mut zs, mut steps, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        for (g, &k) in ks.iter().cycle().take(groups).enumerate() {
+            let size = b / groups + usize::from(g < b % groups);
+            let z0 = sample_latents(gcfg.prior, size, gcfg.latent, rng, &dev)?;
+            let terms = self.pde_terms(&z0, k, t, sign)?;
+            let share = size as f64 / b as f64;
+            l_u = (l_u + (terms.l_u * share)?)?;
+            l_f = (l_f + (terms.l_f * share)?)?;
+            zs.push(terms.z_t);
+            steps.push(terms.step);
+            labels.extend(std::iter::repeat_n(k as u32, size));
+        }
+        let z = Tensor::cat(&zs, 0)?;
+        let v = Tensor::cat(&steps, 0)?;
         let (x_t, jv) = generator.jvp(&z, &v)?;
-        let l_j = jv.sqr()?.mean_all()?.neg()?;
+        // −‖J_G(z_t) ∇u‖² per code (summed over pixels), averaged over the batch.
+        let l_j = jv.sqr()?.flatten_from(1)?.sum(1)?.mean_all()?.neg()?;
         let x_next = generator.decode(&(&z + &v)?)?;
-        let labels = Tensor::full(k as u32, b, &dev)?;
+        let labels = Tensor::new(labels, &dev)?;
         let logits = self.classifier.forward(&x_t.detach(), &x_next)?;
         let (l_k, acc) = cross_entropy(&logits, &labels)?;
         let w = cfg.weights;
