@@ -122,6 +122,9 @@ pub struct TrainGeneratorArgs {
     /// Weight of the KL term (VAE).
     #[arg(long, default_value_t = 1.0)]
     pub beta: f64,
+    /// Iterations over which the KL weight rises from 0 to --beta (0: no warm-up).
+    #[arg(long, default_value_t = 0)]
+    pub kl_warmup: u64,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -14,6 +14,7 @@ pub fn train_generator(args: TrainGeneratorArgs) -> Result<()> {
     cfg.batch_size = args.batch_size;
     cfg.lr = args.lr;
     cfg.beta = args.beta;
+    cfg.kl_warmup = args.kl_warmup;
     cfg.seed = args.seed;
     cfg.checkpoint_every = args.checkpoint_every;
     cfg.restart = args.restart;

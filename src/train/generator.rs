@@ -45,6 +45,10 @@ pub struct GeneratorTrainConfig {
     pub lr: Option<f64>,
     /// Weight of the KL term (VAE).
     pub beta: f64,
+    /// Iterations over which the KL weight rises linearly from 0 to `beta` (0: none).
+    /// Small objects on a black background (sprites) otherwise collapse the posterior.
+    #[serde(default)]
+    pub kl_warmup: u64,
     /// Random seed.
     pub seed: u64,
     /// Write a checkpoint every this many iterations.
@@ -74,6 +78,7 @@ impl GeneratorTrainConfig {
             batch_size: 64,
             lr: None,
             beta: 1.0,
+            kl_warmup: 0,
             seed: 0,
             checkpoint_every: 250,
             log_every: 10,
@@ -344,7 +349,11 @@ pub fn train_generator(
         let x = stream.next(device)?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
         rng.set_stream(iteration);
-        let values = trainer.step(&x, cfg.beta, &mut rng).map_err(|e| {
+        let beta = match cfg.kl_warmup {
+            0 => cfg.beta,
+            w => cfg.beta * ((iteration + 1) as f64 / w as f64).min(1.0),
+        };
+        let values = trainer.step(&x, beta, &mut rng).map_err(|e| {
             Error::config(format!(
                 "training stopped at iteration {}: {e}; the last good checkpoint in {} is kept",
                 iteration + 1,
@@ -474,6 +483,7 @@ impl SaveContext<'_> {
         settings.insert("batch_size".into(), self.cfg.batch_size.into());
         settings.insert("lr".into(), self.cfg.learning_rate().into());
         settings.insert("beta".into(), self.cfg.beta.into());
+        settings.insert("kl_warmup".into(), self.cfg.kl_warmup.into());
         manifest.training = Some(Training {
             command: self.cfg.command.clone(),
             seed: self.cfg.seed,
