@@ -1,13 +1,22 @@
-//! The desktop app (eframe/egui). This first version shows samples of a model: a seed
-//! field with previous/next/random, the number of samples, and "open model folder".
-//! All model work happens on the [`crate::worker`] thread.
+//! The desktop app (eframe/egui): a viewer of the current traversal, one slider per
+//! potential, switching, live plots of u along the path, a training panel and GIF/PNG
+//! export. All model work happens on the [`crate::worker`] thread; the UI builds a small
+//! [`RenderRequest`] each frame and sends it only when it changed.
+
+mod plots;
+pub mod state;
+mod training;
+mod viewer;
+
+pub use state::AppState;
 
 use crate::cli::AppArgs;
 use crate::data::Image;
 use crate::store::default_model_dir;
-use crate::worker::{Command, Event, Worker};
+use crate::worker::{Command, Event, Frame, GifOptions, MethodInfo, RenderRequest, Switch, Worker};
 use eframe::egui;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// Opens the window and runs until it is closed.
 pub fn run(args: AppArgs) -> anyhow::Result<()> {
@@ -15,7 +24,8 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("latentflow")
-            .with_inner_size([960.0, 720.0]),
+            .with_inner_size([1280.0, 860.0])
+            .with_drag_and_drop(true),
         ..Default::default()
     };
     eframe::run_native(
@@ -23,6 +33,11 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
         options,
         Box::new(move |cc| {
             let mut app = App::new(&cc.egui_ctx, dir);
+            if let Some(storage) = cc.storage
+                && let Some(saved) = eframe::get_value::<state::Persisted>(storage, eframe::APP_KEY)
+            {
+                app.restore_persisted(saved);
+            }
             app.screenshot = args.screenshot.map(|path| (path, 0));
             Ok(Box::new(app))
         }),
@@ -30,112 +45,510 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
 
-/// The app's state.
-pub struct App {
-    worker: Worker,
-    model_dir: Option<PathBuf>,
-    model_description: String,
-    seed: u64,
-    count: usize,
-    generation: u64,
-    shown_generation: u64,
-    textures: Vec<egui::TextureHandle>,
-    decode_ms: f64,
-    status: String,
-    /// Where to save a screenshot, and frames drawn since the images arrived.
-    screenshot: Option<(PathBuf, u32)>,
-    screenshot_done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
 fn to_color_image(img: &Image) -> egui::ColorImage {
     let rgb = img.to_rgb8();
     egui::ColorImage::from_rgb([img.width, img.height], rgb.as_raw())
 }
 
+/// Textures of the newest frame.
+#[derive(Default)]
+pub struct Shown {
+    current: Option<egui::TextureHandle>,
+    start: Option<egui::TextureHandle>,
+    strip: Vec<egui::TextureHandle>,
+    batch: Vec<egui::TextureHandle>,
+}
+
+/// The app.
+pub struct App {
+    worker: Worker,
+    /// The loaded model folder.
+    pub model_dir: Option<PathBuf>,
+    description: String,
+    /// Potential sets of the loaded model.
+    pub methods: Vec<MethodInfo>,
+    /// What the user set (seed, sliders, switching, ...).
+    pub state: AppState,
+    generation: u64,
+    last_request: Option<RenderRequest>,
+    sent_at: Vec<(u64, Instant)>,
+    /// The newest frame shown.
+    pub frame: Option<Frame>,
+    shown: Shown,
+    /// Request → texture latency of the newest frame, ms.
+    pub latency_ms: f64,
+    /// Status line (errors in red).
+    pub status: String,
+    /// Whether the status is an error.
+    pub status_is_error: bool,
+    playing: bool,
+    play_phase: f64,
+    training: training::TrainingPanel,
+    export: viewer::ExportPanel,
+    screenshot: Option<(PathBuf, u32)>,
+    screenshot_done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    worker_restarts: u32,
+}
+
 impl App {
     /// A new app loading the model in `dir`.
     pub fn new(ctx: &egui::Context, dir: PathBuf) -> Self {
-        let repaint = ctx.clone();
-        let worker = Worker::spawn(move || repaint.request_repaint());
+        let worker = Self::spawn_worker(ctx);
         worker.send(Command::LoadModel(dir));
-        let mut app = Self {
+        Self {
             worker,
             model_dir: None,
-            model_description: String::new(),
-            seed: 0,
-            count: 16,
+            description: String::new(),
+            methods: Vec::new(),
+            state: AppState::default(),
             generation: 0,
-            shown_generation: 0,
-            textures: Vec::new(),
-            decode_ms: 0.0,
+            last_request: None,
+            sent_at: Vec::new(),
+            frame: None,
+            shown: Shown::default(),
+            latency_ms: 0.0,
             status: "loading the model…".into(),
+            status_is_error: false,
+            playing: false,
+            play_phase: 0.0,
+            training: training::TrainingPanel::default(),
+            export: viewer::ExportPanel::default(),
             screenshot: None,
             screenshot_done: Default::default(),
-        };
-        app.request_samples();
-        app
+            worker_restarts: 0,
+        }
     }
 
-    fn request_samples(&mut self) {
+    fn spawn_worker(ctx: &egui::Context) -> Worker {
+        let repaint = ctx.clone();
+        Worker::spawn(move || repaint.request_repaint())
+    }
+
+    fn restore_persisted(&mut self, saved: state::Persisted) {
+        self.state.seed = saved.seed;
+        self.state.max_t = saved.max_t;
+        self.state.batch_view = saved.batch_view;
+        self.state.dark = saved.dark;
+    }
+
+    /// Loads another model folder.
+    pub fn open_model(&mut self, dir: PathBuf) {
+        self.status = format!("loading {}…", dir.display());
+        self.status_is_error = false;
+        self.worker.send(Command::LoadModel(dir));
+    }
+
+    fn error(&mut self, msg: String) {
+        self.status = msg;
+        self.status_is_error = true;
+    }
+
+    /// The request the current state describes (generation not yet assigned).
+    pub fn request(&self) -> RenderRequest {
+        let scale = if self.playing { self.play_phase } else { 1.0 };
+        RenderRequest {
+            generation: 0,
+            seed: self.state.seed,
+            method: self.state.method,
+            sliders: self.state.sliders.iter().map(|t| t * scale).collect(),
+            switch: self.state.switch_on.then_some(self.state.switch),
+            batch: if self.state.batch_view {
+                self.state.batch_n
+            } else {
+                0
+            },
+            step_scale: self.state.step_scale,
+        }
+    }
+
+    /// Sends the current request if it differs from the last one sent.
+    pub fn send_if_changed(&mut self) {
+        if self.model_dir.is_none() {
+            return;
+        }
+        let mut req = self.request();
+        if self.last_request.as_ref() == Some(&req) {
+            return;
+        }
+        self.last_request = Some(req.clone());
         self.generation += 1;
-        self.worker.send(Command::Sample {
-            generation: self.generation,
-            seed: self.seed,
-            n: self.count,
-        });
+        req.generation = self.generation;
+        self.sent_at.push((self.generation, Instant::now()));
+        if self.sent_at.len() > 64 {
+            self.sent_at.remove(0);
+        }
+        self.worker.send(Command::Render(req));
     }
 
-    fn handle_events(&mut self, ctx: &egui::Context) {
+    fn texture(ctx: &egui::Context, name: &str, img: &Image) -> egui::TextureHandle {
+        ctx.load_texture(name, to_color_image(img), egui::TextureOptions::NEAREST)
+    }
+
+    /// Handles the worker's events; returns whether a frame arrived.
+    pub fn handle_events(&mut self, ctx: &egui::Context) -> bool {
+        let mut got_frame = false;
         for event in self.worker.events() {
             match event {
-                Event::ModelLoaded { dir, description } => {
-                    self.status = format!("loaded {}", dir.display());
-                    self.model_dir = Some(dir);
-                    self.model_description = description;
-                    self.request_samples();
-                }
-                Event::Samples {
-                    generation,
-                    images,
-                    decode_ms,
+                Event::ModelLoaded {
+                    dir,
+                    description,
+                    methods,
                 } => {
-                    if generation < self.shown_generation {
+                    self.status = format!("loaded {}", dir.display());
+                    self.status_is_error = false;
+                    self.model_dir = Some(dir);
+                    self.description = description;
+                    self.state.method = self.state.method.min(methods.len().saturating_sub(1));
+                    let k = methods.get(self.state.method).map_or(0, |m| m.names.len());
+                    self.state.sliders.resize(k, 0.0);
+                    if let Some(m) = methods.get(self.state.method) {
+                        self.state.clamp_switch(m.names.len());
+                    }
+                    self.methods = methods;
+                    self.last_request = None;
+                }
+                Event::Frame(frame) => {
+                    if frame.generation < self.frame.as_ref().map_or(0, |f| f.generation) {
                         continue; // stale
                     }
-                    self.shown_generation = generation;
-                    self.decode_ms = decode_ms;
-                    self.textures = images
+                    self.shown.current = Some(Self::texture(ctx, "current", &frame.current));
+                    self.shown.start = Some(Self::texture(ctx, "start", &frame.start));
+                    self.shown.strip = frame
+                        .strip
                         .iter()
                         .enumerate()
-                        .map(|(i, img)| {
-                            ctx.load_texture(
-                                format!("sample-{i}"),
-                                to_color_image(img),
-                                egui::TextureOptions::NEAREST,
-                            )
-                        })
+                        .map(|(i, im)| Self::texture(ctx, &format!("strip-{i}"), im))
                         .collect();
+                    self.shown.batch = frame
+                        .batch
+                        .iter()
+                        .enumerate()
+                        .map(|(i, im)| Self::texture(ctx, &format!("batch-{i}"), im))
+                        .collect();
+                    if let Some((_, at)) = self.sent_at.iter().find(|(g, _)| *g == frame.generation)
+                    {
+                        self.latency_ms = at.elapsed().as_secs_f64() * 1e3;
+                    }
+                    self.frame = Some(*frame);
+                    got_frame = true;
                 }
-                Event::Error(msg) => self.status = msg,
+                Event::Training(p) => self.training.on_progress(p),
+                Event::TrainingDone(result) => match self.training.on_done(result) {
+                    Ok(msg) => self.status = msg,
+                    Err(msg) => self.error(msg),
+                },
+                Event::ExportProgress(f) => self.export.progress = Some(f),
+                Event::ExportDone(result) => {
+                    self.export.progress = None;
+                    match result {
+                        Ok(path) => {
+                            self.status = format!("exported {}", path.display());
+                            self.status_is_error = false;
+                        }
+                        Err(e) => self.error(format!("export failed: {e}")),
+                    }
+                }
+                Event::Error(msg) => self.error(msg),
             }
         }
         if !self.worker.is_alive() {
-            self.status = "the worker stopped unexpectedly".into();
+            // The worker died (a panic): say so and start a new one on the last model.
+            self.worker_restarts += 1;
+            self.error(format!(
+                "the worker stopped unexpectedly; restarted it (restart {})",
+                self.worker_restarts
+            ));
+            self.worker = Self::spawn_worker(ctx);
+            if let Some(dir) = &self.model_dir {
+                self.worker.send(Command::LoadModel(dir.clone()));
+            }
+            self.last_request = None;
+        }
+        got_frame
+    }
+
+    fn handle_keys(&mut self, ctx: &egui::Context) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let (space, left, right, r, save, export) = ctx.input(|i| {
+            (
+                i.key_pressed(egui::Key::Space),
+                i.key_pressed(egui::Key::ArrowLeft),
+                i.key_pressed(egui::Key::ArrowRight),
+                i.key_pressed(egui::Key::R) && !i.modifiers.command,
+                i.modifiers.command && i.key_pressed(egui::Key::S),
+                i.modifiers.command && i.key_pressed(egui::Key::E),
+            )
+        });
+        if space {
+            self.playing = !self.playing;
+            self.play_phase = 0.0;
+        }
+        let step = 1.0 / self.state.max_t.max(1.0);
+        if left || right {
+            self.playing = true;
+            let d = if right { step } else { -step };
+            self.play_phase = (self.play_phase + d).clamp(0.0, 1.0);
+        }
+        if r {
+            self.state.seed = rand::random::<u32>() as u64;
+        }
+        if save {
+            self.save_png_dialog();
+        }
+        if export {
+            self.export_dialog();
         }
     }
 
-    /// With `--screenshot`: a few frames after the images arrive, asks for a screenshot;
-    /// the callback saves it and the next frame closes the window.
+    fn handle_drops(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        for path in dropped {
+            if path.is_dir() {
+                self.open_model(path);
+                continue;
+            }
+            match state::read_embedded_state(&path) {
+                Ok(Some(saved)) => {
+                    self.status = format!("restored the state saved in {}", path.display());
+                    self.status_is_error = false;
+                    if Some(&saved.model) != self.model_dir.as_ref() {
+                        self.open_model(saved.model.clone());
+                    }
+                    self.state = saved.state;
+                }
+                Ok(None) => self.error(format!("{} holds no latentflow state", path.display())),
+                Err(e) => self.error(e.to_string()),
+            }
+        }
+    }
+
+    fn saved_state_json(&self) -> String {
+        let Some(model) = &self.model_dir else {
+            return String::new();
+        };
+        let saved = state::Saved {
+            model: model.clone(),
+            state: self.state.clone(),
+        };
+        serde_json::to_string(&saved).unwrap_or_default()
+    }
+
+    fn save_png_dialog(&mut self) {
+        let Some(frame) = &self.frame else {
+            self.error("nothing to save yet".into());
+            return;
+        };
+        let Some(path) = rfd::FileDialog::new()
+            .add_filter("PNG", &["png"])
+            .set_file_name("strip.png")
+            .save_file()
+        else {
+            return;
+        };
+        match state::save_png_with_state(&frame.strip, &path, &self.saved_state_json()) {
+            Ok(()) => {
+                self.status = format!("saved {}", path.display());
+                self.status_is_error = false;
+            }
+            Err(e) => self.error(format!("could not save: {e}")),
+        }
+    }
+
+    fn export_dialog(&mut self) {
+        let Some(path) = rfd::FileDialog::new()
+            .add_filter("GIF", &["gif"])
+            .set_file_name("walk.gif")
+            .save_file()
+        else {
+            return;
+        };
+        self.start_export(path);
+    }
+
+    /// Starts a GIF export of the current traversal to `out`.
+    pub fn start_export(&mut self, out: PathBuf) {
+        let opts = GifOptions {
+            out,
+            fps: self.export.fps,
+            ping_pong: self.export.ping_pong,
+            scale: self.export.scale,
+            seeds: self.export.seeds,
+            state_json: self.saved_state_json(),
+        };
+        self.export.progress = Some(0.0);
+        self.worker.send(Command::ExportGif(self.request(), opts));
+    }
+
+    fn advance_animation(&mut self, ctx: &egui::Context) {
+        if !self.playing {
+            return;
+        }
+        let dt = ctx.input(|i| i.stable_dt).min(0.1) as f64;
+        // One slider unit per 1/8 s.
+        self.play_phase += dt * 8.0 / self.state.max_t.max(1.0);
+        if self.play_phase > 1.0 {
+            self.play_phase = 0.0;
+        }
+        ctx.request_repaint();
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Seed");
+            ui.add(egui::DragValue::new(&mut self.state.seed).speed(0.2))
+                .on_hover_text("Seed of the starting code z₀");
+            if ui.button("< Prev").on_hover_text("Previous seed").clicked() {
+                self.state.seed = self.state.seed.saturating_sub(1);
+            }
+            if ui.button("Next >").on_hover_text("Next seed").clicked() {
+                self.state.seed = self.state.seed.wrapping_add(1);
+            }
+            if ui
+                .button("Random z")
+                .on_hover_text("A random starting code (R)")
+                .clicked()
+            {
+                self.state.seed = rand::random::<u32>() as u64;
+            }
+            if ui
+                .button("Reset")
+                .on_hover_text("Set every slider to 0")
+                .clicked()
+            {
+                self.state.reset_sliders();
+                self.playing = false;
+            }
+            ui.separator();
+            let play = if self.playing { "Pause" } else { "Play" };
+            if ui
+                .button(play)
+                .on_hover_text("Animate the traversal (space)")
+                .clicked()
+            {
+                self.playing = !self.playing;
+                self.play_phase = 0.0;
+            }
+            ui.separator();
+            if ui
+                .button("Open model…")
+                .on_hover_text("Open another model folder (or drop one on the window)")
+                .clicked()
+                && let Some(dir) = rfd::FileDialog::new().pick_folder()
+            {
+                self.open_model(dir);
+            }
+            if ui
+                .button("Save PNG…")
+                .on_hover_text("Save the strip as PNG (Ctrl+S)")
+                .clicked()
+            {
+                self.save_png_dialog();
+            }
+            if ui
+                .button("Export GIF…")
+                .on_hover_text("Export the traversal as GIF (Ctrl+E)")
+                .clicked()
+            {
+                self.export_dialog();
+            }
+            ui.separator();
+            let theme = if self.state.dark { "Light" } else { "Dark" };
+            if ui
+                .button(theme)
+                .on_hover_text("Switch the colour theme")
+                .clicked()
+            {
+                self.state.dark = !self.state.dark;
+            }
+        });
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let text = egui::RichText::new(&self.status);
+            let text = if self.status_is_error {
+                text.color(ui.visuals().error_fg_color)
+            } else {
+                text
+            };
+            ui.label(text);
+            ui.separator();
+            ui.label(&self.description);
+            ui.separator();
+            let ui_ms = ui.ctx().input(|i| i.unstable_dt) * 1e3;
+            let render = self.frame.as_ref().map_or(0.0, |f| f.render_ms);
+            ui.label(format!(
+                "render {render:.1} ms · slider to frame {:.1} ms · UI frame {ui_ms:.1} ms",
+                self.latency_ms
+            ))
+            .on_hover_text("Worker render time, request-to-texture latency, UI frame time");
+        });
+    }
+
+    /// Draws the whole app into `ui` (one frame).
+    pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        ctx.set_visuals(if self.state.dark {
+            egui::Visuals::dark()
+        } else {
+            egui::Visuals::light()
+        });
+        self.handle_events(&ctx);
+        self.handle_keys(&ctx);
+        self.handle_drops(&ctx);
+        self.advance_animation(&ctx);
+        egui::Panel::top("top").show(ui, |ui| {
+            ui.add_space(4.0);
+            self.top_bar(ui);
+            ui.add_space(4.0);
+        });
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        egui::Panel::right("controls")
+            .resizable(true)
+            .default_size(430.0)
+            .size_range(320.0..=640.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    viewer::sliders_ui(self, ui);
+                    ui.separator();
+                    plots::plot_ui(self, ui);
+                    ui.separator();
+                    let model_dir = self.model_dir.clone();
+                    if let Some(cmd) = self.training.ui(ui, model_dir.as_deref()) {
+                        self.worker.send(cmd);
+                    }
+                    ui.separator();
+                    if viewer::export_ui(&mut self.export, ui) {
+                        self.export_dialog();
+                    }
+                });
+            });
+        egui::CentralPanel::default().show(ui, |ui| viewer::viewer_ui(self, ui));
+        self.send_if_changed();
+        self.screenshot_step(&ctx);
+    }
+
+    /// With `--screenshot`: a few frames after the first traversal frame arrives, asks for
+    /// a screenshot; the callback saves it and the next frame closes the window.
     fn screenshot_step(&mut self, ctx: &egui::Context) {
         let Some((path, frames)) = &mut self.screenshot else {
             return;
         };
         ctx.request_repaint();
-        if self.textures.is_empty() {
+        if self.frame.is_none() {
             return;
         }
         *frames += 1;
-        if *frames == 3 {
+        if *frames == 5 {
             let path = path.clone();
             let done = self.screenshot_done.clone();
             let repaint = ctx.clone();
@@ -161,89 +574,25 @@ impl App {
         }
     }
 
-    fn controls(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            let mut changed = false;
-            ui.label("Seed");
-            changed |= ui
-                .add(egui::DragValue::new(&mut self.seed).speed(0.2))
-                .on_hover_text("Seed of the latent codes")
-                .changed();
-            if ui.button("< Prev").on_hover_text("Previous seed").clicked() {
-                self.seed = self.seed.saturating_sub(1);
-                changed = true;
-            }
-            if ui.button("Next >").on_hover_text("Next seed").clicked() {
-                self.seed = self.seed.wrapping_add(1);
-                changed = true;
-            }
-            if ui
-                .button("Random")
-                .on_hover_text("Draw a random seed")
-                .clicked()
-            {
-                self.seed = rand::random::<u32>() as u64;
-                changed = true;
-            }
-            ui.separator();
-            ui.label("Samples");
-            changed |= ui
-                .add(egui::Slider::new(&mut self.count, 1..=64))
-                .on_hover_text("Number of samples shown")
-                .changed();
-            ui.separator();
-            if ui
-                .button("Open model folder…")
-                .on_hover_text("Load another model folder")
-                .clicked()
-                && let Some(dir) = rfd::FileDialog::new().pick_folder()
-            {
-                self.worker.send(Command::LoadModel(dir));
-            }
-            if changed {
-                self.request_samples();
-            }
-        });
+    /// Sets the switching control (for tests and scripting).
+    pub fn set_switch(&mut self, switch: Option<Switch>) {
+        self.state.switch_on = switch.is_some();
+        if let Some(s) = switch {
+            self.state.switch = s;
+        }
     }
 }
 
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let ctx = ui.ctx().clone();
-        self.handle_events(&ctx);
-        self.screenshot_step(&ctx);
-        egui::Panel::top("controls").show(ui, |ui| {
-            ui.add_space(4.0);
-            self.controls(ui);
-            ui.add_space(4.0);
-        });
-        egui::Panel::bottom("status").show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.label(&self.status);
-                ui.separator();
-                ui.label(&self.model_description);
-                ui.separator();
-                ui.label(format!("decode {:.1} ms", self.decode_ms));
-            });
-        });
-        egui::CentralPanel::default().show(ui, |ui| {
-            if self.textures.is_empty() {
-                ui.centered_and_justified(|ui| ui.label("no samples yet"));
-                return;
-            }
-            let cols = (self.textures.len() as f32).sqrt().ceil() as usize;
-            let avail = ui.available_size();
-            let side = ((avail.x.min(avail.y) / cols as f32) - 4.0).max(16.0);
-            egui::Grid::new("samples")
-                .spacing([4.0, 4.0])
-                .show(ui, |ui| {
-                    for (i, tex) in self.textures.iter().enumerate() {
-                        ui.image((tex.id(), egui::vec2(side, side)));
-                        if (i + 1) % cols == 0 {
-                            ui.end_row();
-                        }
-                    }
-                });
-        });
+        self.frame_ui(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(
+            storage,
+            eframe::APP_KEY,
+            &state::Persisted::from(&self.state),
+        );
     }
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod dataset;
 mod eval;
+mod export;
 mod import;
 mod potentials;
 mod sample;
@@ -41,6 +42,8 @@ pub enum Command {
     TrainPotentials(TrainPotentialsArgs),
     /// Walk a latent code along learned potentials; save the image strip (and values).
     Traverse(TraverseArgs),
+    /// Export a traversal as an animated GIF (with the app state embedded).
+    ExportGif(ExportGifArgs),
     /// Evaluate traversals.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -300,6 +303,44 @@ pub struct TraverseArgs {
     pub json: Option<PathBuf>,
 }
 
+/// Arguments of `export-gif`.
+#[derive(Debug, Args)]
+pub struct ExportGifArgs {
+    /// Generator folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Potential folder (default: the first inside the model folder).
+    #[arg(long)]
+    pub potentials: Option<PathBuf>,
+    /// Which potential.
+    #[arg(long, default_value_t = 0)]
+    pub k: usize,
+    /// Number of steps T (T + 1 frames, or 2T with --ping-pong).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Move against the flow.
+    #[arg(long)]
+    pub negative: bool,
+    /// Seed of z_0 (a grid uses seed, seed + 1, ...).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Starting codes side by side.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    /// Frames per second.
+    #[arg(long, default_value_t = 12)]
+    pub fps: u32,
+    /// Play forwards then backwards.
+    #[arg(long)]
+    pub ping_pong: bool,
+    /// Nearest-neighbour upscaling.
+    #[arg(long, default_value_t = 4)]
+    pub scale: usize,
+    /// Output GIF.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 /// `eval` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
@@ -400,6 +441,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bench(BenchCommand::Potentials(args))) => bench::potentials(args),
         Some(Command::TrainPotentials(args)) => potentials::train_potentials(args),
         Some(Command::Traverse(args)) => potentials::traverse(args),
+        Some(Command::ExportGif(args)) => export::export_gif_cmd(args),
         Some(Command::Eval(EvalCommand::Vp(args))) => eval::vp(args),
     }
 }

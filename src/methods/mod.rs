@@ -26,6 +26,8 @@ pub enum Plan {
     },
     /// z_{t+1} = z_t + Σ_k w_k ∇u^k(z_t, t), any weights.
     Superpose(Vec<(usize, f64)>),
+    /// Explicit weights per step (step i uses entry i; the last entry repeats).
+    Schedule(Vec<Vec<(usize, f64)>>),
 }
 
 impl Plan {
@@ -35,7 +37,30 @@ impl Plan {
             Plan::Single(k) => vec![(*k, 1.0)],
             Plan::Switch { k, then, at } => vec![(if step < *at { *k } else { *then }, 1.0)],
             Plan::Superpose(w) => w.clone(),
+            Plan::Schedule(s) => s.get(step).or(s.last()).cloned().unwrap_or_default(),
         }
+    }
+
+    /// The app's sliders: potential k runs for |t_k| steps (fractional: the last step is
+    /// shortened), forwards for t_k > 0 and backwards for t_k < 0, all at once (several
+    /// non-zero sliders superpose). Returns the plan and its step count (0 when every
+    /// slider is at 0).
+    pub fn from_sliders(times: &[f64]) -> (Plan, usize) {
+        let longest = times.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        let steps = longest.ceil() as usize;
+        let schedule = (0..steps)
+            .map(|i| {
+                times
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, &t)| {
+                        let w = (t.abs() - i as f64).clamp(0.0, 1.0);
+                        (w > 0.0).then(|| (k, w * t.signum()))
+                    })
+                    .collect()
+            })
+            .collect();
+        (Plan::Schedule(schedule), steps)
     }
 
     /// Every direction the plan uses.
@@ -44,6 +69,12 @@ impl Plan {
             Plan::Single(k) => vec![*k],
             Plan::Switch { k, then, .. } => vec![*k, *then],
             Plan::Superpose(w) => w.iter().map(|(k, _)| *k).collect(),
+            Plan::Schedule(s) => {
+                let mut ks: Vec<usize> = s.iter().flatten().map(|(k, _)| *k).collect();
+                ks.sort_unstable();
+                ks.dedup();
+                ks
+            }
         }
     }
 
@@ -207,6 +238,17 @@ mod tests {
         assert_eq!(p.active(0), vec![(1, 1.0)]);
         assert_eq!(p.active(1), vec![(1, 1.0)]);
         assert_eq!(p.active(2), vec![(3, 1.0)]);
+    }
+
+    #[test]
+    fn sliders_become_a_schedule() {
+        let (plan, steps) = Plan::from_sliders(&[0.0, 2.5, -1.0]);
+        assert_eq!(steps, 3);
+        assert_eq!(plan.active(0), vec![(1, 1.0), (2, -1.0)]);
+        assert_eq!(plan.active(1), vec![(1, 1.0)]);
+        assert_eq!(plan.active(2), vec![(1, 0.5)]);
+        assert_eq!(plan.directions(), vec![1, 2]);
+        assert_eq!(Plan::from_sliders(&[0.0, 0.0]).1, 0);
     }
 
     #[test]

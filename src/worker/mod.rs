@@ -1,43 +1,78 @@
-//! The background worker: a thread that owns the compute device and the models, takes
-//! [`Command`]s from the UI and answers with [`Event`]s. Render requests are coalesced
-//! (only the newest pending one is served) and tagged with a generation number so the UI
-//! can drop stale results. The UI thread never runs a network.
+//! The background worker: a thread that owns the compute device, the generator and the
+//! potential sets, takes [`Command`]s from the UI and answers with [`Event`]s, calling a
+//! notifier (the app passes `request_repaint`) after each.
+//!
+//! Render requests are coalesced: of several pending ones only the newest is served, and
+//! every frame carries its request's generation number so the UI can drop stale ones. Long
+//! jobs (potential training, GIF export) run on job threads the worker owns; they are
+//! named, refuse a duplicate, report progress and can be cancelled. The UI thread never
+//! runs a network.
 
-use crate::data::Image;
-use crate::models::{Generator, images::to_images, sample_latents};
-use crate::store::{LoadedGenerator, load_generator};
+pub mod export;
+mod render;
+
+pub use export::{GifOptions, export_gif};
+pub use render::{Frame, RenderRequest, Switch, render};
+
+use crate::methods::{PotentialFlow, Traversal};
+use crate::store::{LoadedGenerator, find_potentials, load_generator, load_potentials};
+use crate::train::potentials::{PotentialTrainConfig, train_potentials};
+use crate::train::{CancelToken, Progress};
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
 
 /// What the UI asks of the worker.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Command {
-    /// Load the model folder (the previous model stays if this fails).
+    /// Load a model folder and the potential sets inside it (the previous model stays if
+    /// this fails).
     LoadModel(PathBuf),
-    /// Decode `n` prior samples drawn with `seed`.
-    Sample {
-        generation: u64,
-        seed: u64,
-        n: usize,
-    },
+    /// Render the traversal the request describes.
+    Render(RenderRequest),
+    /// Start training potentials on the loaded generator.
+    Train(Box<PotentialTrainConfig>),
+    /// Cancel the training job (it keeps its last checkpoint).
+    CancelTraining,
+    /// Export the traversal of a request as an animated GIF.
+    ExportGif(RenderRequest, GifOptions),
     /// Stop the thread.
     Shutdown,
+}
+
+/// One set of potentials of the loaded model, as the UI lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodInfo {
+    /// Method name ("pde", "linear").
+    pub method: String,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Display names of its directions.
+    pub names: Vec<String>,
 }
 
 /// What the worker reports.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// A model was loaded.
-    ModelLoaded { dir: PathBuf, description: String },
-    /// Decoded samples for the request tagged `generation`.
-    Samples {
-        generation: u64,
-        images: Vec<Image>,
-        decode_ms: f64,
+    /// A model (and its potential sets) was loaded.
+    ModelLoaded {
+        /// The folder.
+        dir: PathBuf,
+        /// One line about the generator.
+        description: String,
+        /// The potential sets found in the folder.
+        methods: Vec<MethodInfo>,
     },
+    /// A rendered traversal.
+    Frame(Box<Frame>),
+    /// Progress of the training job.
+    Training(Progress),
+    /// The training job ended: the folder it wrote, or why it stopped.
+    TrainingDone(Result<PathBuf, String>),
+    /// Progress of the export job (fraction done).
+    ExportProgress(f32),
+    /// The export job ended.
+    ExportDone(Result<PathBuf, String>),
     /// Something failed; the message is for the user.
     Error(String),
 }
@@ -50,14 +85,15 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker; `notify` is called after every event (the app passes
-    /// `request_repaint`).
-    pub fn spawn(notify: impl Fn() + Send + 'static) -> Self {
+    /// Starts the worker; `notify` is called after every event.
+    pub fn spawn(notify: impl Fn() + Send + Sync + 'static) -> Self {
         let (tx, cmd_rx) = unbounded();
         let (ev_tx, rx) = unbounded();
+        let own_tx = tx.clone();
+        let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(notify);
         let handle = std::thread::Builder::new()
             .name("latentflow-worker".into())
-            .spawn(move || run(cmd_rx, ev_tx, notify))
+            .spawn(move || State::new(own_tx, ev_tx, notify).run(cmd_rx))
             .ok();
         Self { tx, rx, handle }
     }
@@ -72,6 +108,11 @@ impl Worker {
         self.rx.try_iter().collect()
     }
 
+    /// Waits up to `timeout` for the next event (for tests and the CLI).
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Option<Event> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
     /// Whether the thread is still running.
     pub fn is_alive(&self) -> bool {
         self.handle.as_ref().is_some_and(|h| !h.is_finished())
@@ -84,6 +125,33 @@ impl Drop for Worker {
     }
 }
 
+/// The loaded model: generator and potential sets.
+pub struct Loaded {
+    /// The generator.
+    pub generator: LoadedGenerator,
+    /// The traversal methods, one per potential set.
+    pub methods: Vec<(MethodInfo, PotentialFlow)>,
+}
+
+/// Loads a generator folder and every potential set in it.
+pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate::Result<Loaded> {
+    let generator = load_generator(dir, device)?;
+    let mut methods = Vec::new();
+    for p in find_potentials(dir) {
+        let pots = load_potentials(&p, generator.config.latent, device)?;
+        let flow = PotentialFlow::new(pots.potentials);
+        let info = MethodInfo {
+            method: flow.method(),
+            dir: p,
+            names: (0..flow.directions())
+                .map(|k| flow.direction_name(k))
+                .collect(),
+        };
+        methods.push((info, flow));
+    }
+    Ok(Loaded { generator, methods })
+}
+
 fn describe(g: &LoadedGenerator) -> String {
     let c = &g.config;
     let data = g.manifest.dataset.as_deref().unwrap_or("unknown data");
@@ -93,60 +161,178 @@ fn describe(g: &LoadedGenerator) -> String {
     )
 }
 
-fn run(rx: Receiver<Command>, tx: Sender<Event>, notify: impl Fn()) {
-    let device = candle_core::Device::Cpu;
-    let mut model: Option<LoadedGenerator> = None;
-    let send = |e: Event| {
-        let _ = tx.send(e);
-        notify();
-    };
-    while let Ok(first) = rx.recv() {
-        // Coalesce: of several pending sample requests only the newest is served.
-        let mut pending = vec![first];
-        pending.extend(rx.try_iter());
-        let newest_sample = pending
-            .iter()
-            .rposition(|c| matches!(c, Command::Sample { .. }));
-        for (i, cmd) in pending.into_iter().enumerate() {
-            match cmd {
-                Command::Shutdown => return,
-                Command::LoadModel(dir) => match load_generator(&dir, &device) {
-                    Ok(g) => {
-                        send(Event::ModelLoaded {
-                            dir,
-                            description: describe(&g),
-                        });
-                        model = Some(g);
+struct State {
+    device: candle_core::Device,
+    model: Option<Arc<Loaded>>,
+    own_tx: Sender<Command>,
+    tx: Sender<Event>,
+    notify: Arc<dyn Fn() + Send + Sync>,
+    training: Option<(CancelToken, std::thread::JoinHandle<()>)>,
+    export: Option<std::thread::JoinHandle<()>>,
+}
+
+impl State {
+    fn new(
+        own_tx: Sender<Command>,
+        tx: Sender<Event>,
+        notify: Arc<dyn Fn() + Send + Sync>,
+    ) -> Self {
+        Self {
+            device: candle_core::Device::Cpu,
+            model: None,
+            own_tx,
+            tx,
+            notify,
+            training: None,
+            export: None,
+        }
+    }
+
+    fn send(&self, e: Event) {
+        let _ = self.tx.send(e);
+        (self.notify)();
+    }
+
+    fn run(mut self, rx: Receiver<Command>) {
+        while let Ok(first) = rx.recv() {
+            let mut pending = vec![first];
+            pending.extend(rx.try_iter());
+            let newest_render = pending
+                .iter()
+                .rposition(|c| matches!(c, Command::Render(_)));
+            for (i, cmd) in pending.into_iter().enumerate() {
+                match cmd {
+                    Command::Shutdown => {
+                        if let Some((cancel, _)) = &self.training {
+                            cancel.cancel();
+                        }
+                        return;
                     }
-                    Err(e) => send(Event::Error(format!("could not load the model: {e}"))),
-                },
-                Command::Sample {
-                    generation,
-                    seed,
-                    n,
-                } if Some(i) == newest_sample => {
-                    let Some(g) = &model else {
-                        send(Event::Error("no model is loaded".into()));
-                        continue;
-                    };
-                    let t = Instant::now();
-                    let result = (|| {
-                        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                        let dim = g.model.latent_dim();
-                        let z = sample_latents(g.model.prior(), n, dim, &mut rng, &device)?;
-                        to_images(&g.model.decode(&z)?)
-                    })();
-                    match result {
-                        Ok(images) => send(Event::Samples {
-                            generation,
-                            images,
-                            decode_ms: t.elapsed().as_secs_f64() * 1e3,
-                        }),
-                        Err(e) => send(Event::Error(format!("decoding failed: {e}"))),
-                    }
+                    Command::LoadModel(dir) => self.load(dir),
+                    Command::Render(req) if Some(i) == newest_render => self.render(&req),
+                    Command::Render(_) => {} // superseded by a newer request
+                    Command::Train(cfg) => self.start_training(*cfg),
+                    Command::CancelTraining => match &self.training {
+                        Some((cancel, _)) => cancel.cancel(),
+                        None => self.send(Event::Error("no training job is running".into())),
+                    },
+                    Command::ExportGif(req, opts) => self.start_export(req, opts),
                 }
-                Command::Sample { .. } => {}
             }
+        }
+    }
+
+    fn load(&mut self, dir: PathBuf) {
+        match load_model(&dir, &self.device) {
+            Ok(loaded) => {
+                let methods = loaded.methods.iter().map(|(m, _)| m.clone()).collect();
+                let description = describe(&loaded.generator);
+                self.model = Some(Arc::new(loaded));
+                self.send(Event::ModelLoaded {
+                    dir,
+                    description,
+                    methods,
+                });
+            }
+            Err(e) => self.send(Event::Error(format!(
+                "could not load {}: {e}",
+                dir.display()
+            ))),
+        }
+    }
+
+    fn render(&self, req: &RenderRequest) {
+        let Some(model) = &self.model else {
+            self.send(Event::Error("no model is loaded".into()));
+            return;
+        };
+        match render(model, req, &self.device) {
+            Ok(frame) => self.send(Event::Frame(Box::new(frame))),
+            Err(e) => self.send(Event::Error(format!("render failed: {e}"))),
+        }
+    }
+
+    fn start_training(&mut self, mut cfg: PotentialTrainConfig) {
+        if self
+            .training
+            .as_ref()
+            .is_some_and(|(_, h)| !h.is_finished())
+        {
+            self.send(Event::Error("a training job is already running".into()));
+            return;
+        }
+        let Some(model) = &self.model else {
+            self.send(Event::Error("load a model before training".into()));
+            return;
+        };
+        cfg.generator = model.generator.dir.clone();
+        let cancel = CancelToken::new();
+        let (token, tx, notify, own_tx) = (
+            cancel.clone(),
+            self.tx.clone(),
+            self.notify.clone(),
+            self.own_tx.clone(),
+        );
+        let device = self.device.clone();
+        let model_dir = model.generator.dir.clone();
+        let handle = std::thread::Builder::new()
+            .name("latentflow-training".into())
+            .spawn(move || {
+                let send = |e: Event| {
+                    let _ = tx.send(e);
+                    notify();
+                };
+                let result = train_potentials(&cfg, &device, &token, &mut |p| {
+                    send(Event::Training(p));
+                });
+                let done = match result {
+                    Ok(_) => Ok(cfg.out.clone()),
+                    Err(crate::Error::Cancelled) => Err(format!(
+                        "training cancelled; the last checkpoint in {} is kept",
+                        cfg.out.display()
+                    )),
+                    Err(e) => Err(e.to_string()),
+                };
+                let wrote = done.is_ok() || cfg.out.join(crate::store::MANIFEST_FILE).exists();
+                send(Event::TrainingDone(done));
+                // New (or updated) potentials become sliders: reload the model folder.
+                if wrote && cfg.out.parent() == Some(model_dir.as_path()) {
+                    let _ = own_tx.send(Command::LoadModel(model_dir));
+                }
+            });
+        match handle {
+            Ok(h) => self.training = Some((cancel, h)),
+            Err(e) => self.send(Event::Error(format!("cannot start the training job: {e}"))),
+        }
+    }
+
+    fn start_export(&mut self, req: RenderRequest, opts: GifOptions) {
+        if self.export.as_ref().is_some_and(|h| !h.is_finished()) {
+            self.send(Event::Error("an export is already running".into()));
+            return;
+        }
+        let Some(model) = self.model.clone() else {
+            self.send(Event::Error("no model is loaded".into()));
+            return;
+        };
+        let (tx, notify, device) = (self.tx.clone(), self.notify.clone(), self.device.clone());
+        let handle = std::thread::Builder::new()
+            .name("latentflow-export".into())
+            .spawn(move || {
+                let send = |e: Event| {
+                    let _ = tx.send(e);
+                    notify();
+                };
+                let result = export_gif(&model, &req, &opts, &device, &mut |f| {
+                    send(Event::ExportProgress(f));
+                });
+                send(Event::ExportDone(
+                    result.map(|()| opts.out.clone()).map_err(|e| e.to_string()),
+                ));
+            });
+        match handle {
+            Ok(h) => self.export = Some(h),
+            Err(e) => self.send(Event::Error(format!("cannot start the export: {e}"))),
         }
     }
 }

@@ -1,0 +1,237 @@
+//! The training panel: method and hyperparameters, start / cancel, progress with
+//! iterations per second and ETA, and live loss curves per term.
+
+use crate::train::Progress;
+use crate::train::potentials::{LossWeights, PotentialTrainConfig};
+use crate::worker::Command;
+use eframe::egui;
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+use std::path::Path;
+use std::time::Instant;
+
+/// State of the training panel.
+pub struct TrainingPanel {
+    linear: bool,
+    k: usize,
+    steps: usize,
+    iters: u64,
+    batch: usize,
+    lr: f64,
+    weights: LossWeights,
+    folder: String,
+    running: bool,
+    started: Option<Instant>,
+    first_iteration: u64,
+    /// (iteration, total) of the newest report.
+    pub position: (u64, u64),
+    /// Per logged iteration: (iteration, named values).
+    pub history: Vec<(u64, Vec<(String, f64)>)>,
+    message: String,
+}
+
+impl Default for TrainingPanel {
+    fn default() -> Self {
+        Self {
+            linear: false,
+            k: 6,
+            steps: 10,
+            iters: 500,
+            batch: 16,
+            lr: 1e-3,
+            weights: LossWeights::default(),
+            folder: "potentials-new".into(),
+            running: false,
+            started: None,
+            first_iteration: 0,
+            position: (0, 0),
+            history: Vec::new(),
+            message: String::new(),
+        }
+    }
+}
+
+impl TrainingPanel {
+    /// Records a progress report.
+    pub fn on_progress(&mut self, p: Progress) {
+        match p {
+            Progress::Started { iteration, total } => {
+                self.running = true;
+                self.started = Some(Instant::now());
+                self.first_iteration = iteration;
+                self.position = (iteration, total);
+            }
+            Progress::Iteration {
+                iteration,
+                total,
+                losses,
+                ..
+            } => {
+                self.position = (iteration, total);
+                self.history.push((iteration, losses));
+            }
+            Progress::Checkpoint { iteration } => {
+                self.message = format!("checkpoint at iteration {iteration}");
+            }
+        }
+    }
+
+    /// The job ended; returns the status line.
+    pub fn on_done(
+        &mut self,
+        result: Result<std::path::PathBuf, String>,
+    ) -> Result<String, String> {
+        self.running = false;
+        match result {
+            Ok(dir) => {
+                self.message = format!("saved {}", dir.display());
+                Ok(format!(
+                    "training finished; potentials saved in {}",
+                    dir.display()
+                ))
+            }
+            Err(e) => {
+                self.message = e.clone();
+                Err(e)
+            }
+        }
+    }
+
+    /// Draws the panel; returns a command for the worker when a button was pressed.
+    pub fn ui(&mut self, ui: &mut egui::Ui, model_dir: Option<&Path>) -> Option<Command> {
+        let mut command = None;
+        ui.heading("Train potentials");
+        ui.add_enabled_ui(!self.running, |ui| {
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut self.linear, false, "PDE")
+                    .on_hover_text("Wave-equation potentials (the paper's method)");
+                ui.radio_value(&mut self.linear, true, "Linear")
+                    .on_hover_text("Constant directions (the baseline)");
+                ui.label("K");
+                ui.add(egui::DragValue::new(&mut self.k).range(1..=32))
+                    .on_hover_text("Number of potentials");
+                ui.label("T");
+                ui.add(egui::DragValue::new(&mut self.steps).range(1..=50))
+                    .on_hover_text("Steps per traversal");
+            });
+            ui.horizontal(|ui| {
+                ui.label("iterations");
+                ui.add(egui::DragValue::new(&mut self.iters).range(1..=1_000_000))
+                    .on_hover_text("Total iterations");
+                ui.label("batch");
+                ui.add(egui::DragValue::new(&mut self.batch).range(1..=256))
+                    .on_hover_text("Latent codes per batch");
+                ui.label("lr");
+                ui.add(
+                    egui::DragValue::new(&mut self.lr)
+                        .speed(1e-4)
+                        .range(1e-6..=1e-1),
+                )
+                .on_hover_text("Adam learning rate");
+            });
+            ui.horizontal(|ui| {
+                let w = &mut self.weights;
+                for (name, v, tip) in [
+                    (
+                        "w_u",
+                        &mut w.u,
+                        "Weight of the initial condition ‖∇u(z₀, 0)‖²",
+                    ),
+                    ("w_f", &mut w.f, "Weight of the wave-equation residual"),
+                    ("w_J", &mut w.j, "Weight of −‖J_G ∇u‖²"),
+                    ("w_k", &mut w.k, "Weight of the classifier loss"),
+                ] {
+                    ui.label(name);
+                    ui.add(egui::DragValue::new(v).speed(0.01).range(0.0..=100.0))
+                        .on_hover_text(tip);
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("folder");
+                ui.text_edit_singleline(&mut self.folder)
+                    .on_hover_text("Sub-folder of the model folder the potentials are saved in");
+            });
+        });
+        ui.horizontal(|ui| {
+            if self.running {
+                if ui
+                    .button("Cancel")
+                    .on_hover_text("Stop; the last checkpoint is kept")
+                    .clicked()
+                {
+                    command = Some(Command::CancelTraining);
+                }
+            } else if ui
+                .add_enabled(model_dir.is_some(), egui::Button::new("Start training"))
+                .on_hover_text("Train in the background; the viewer stays responsive")
+                .clicked()
+                && let Some(dir) = model_dir
+            {
+                let name = self.folder.trim();
+                if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+                    self.message = "the folder must be a plain name inside the model folder".into();
+                } else {
+                    let mut cfg = PotentialTrainConfig::new(dir.to_path_buf(), dir.join(name));
+                    cfg.kind = if self.linear {
+                        crate::models::potential::PotentialKind::Linear
+                    } else {
+                        crate::models::potential::PotentialKind::Pde
+                    };
+                    cfg.k = self.k;
+                    cfg.steps = self.steps;
+                    cfg.iters = self.iters;
+                    cfg.batch_size = self.batch;
+                    cfg.lr = self.lr;
+                    cfg.weights = self.weights;
+                    cfg.checkpoint_every = 50;
+                    cfg.log_every = 5;
+                    cfg.command =
+                        format!("latentflow app (training panel), out {}", cfg.out.display());
+                    self.history.clear();
+                    self.running = true;
+                    self.message = "starting…".into();
+                    command = Some(Command::Train(Box::new(cfg)));
+                }
+            }
+        });
+        let (it, total) = self.position;
+        if total > 0 {
+            let frac = it as f32 / total as f32;
+            let rate = self.started.map_or(0.0, |s| {
+                (it - self.first_iteration.min(it)) as f64 / s.elapsed().as_secs_f64().max(1e-9)
+            });
+            let eta = if rate > 0.0 {
+                (total - it) as f64 / rate
+            } else {
+                f64::NAN
+            };
+            ui.add(
+                egui::ProgressBar::new(frac)
+                    .text(format!("{it}/{total}  {rate:.1} it/s  ETA {eta:.0} s")),
+            );
+        }
+        if !self.message.is_empty() {
+            ui.label(&self.message);
+        }
+        if !self.history.is_empty() {
+            let names: Vec<String> = self.history[0].1.iter().map(|(n, _)| n.clone()).collect();
+            Plot::new("loss-plot")
+                .height(150.0)
+                .legend(Legend::default())
+                .allow_scroll(false)
+                .show(ui, |plot| {
+                    for (i, name) in names.iter().enumerate() {
+                        if name == "wave_speed" {
+                            continue;
+                        }
+                        let points: PlotPoints = self
+                            .history
+                            .iter()
+                            .filter_map(|(it, v)| v.get(i).map(|(_, x)| [*it as f64, *x]))
+                            .collect();
+                        plot.line(Line::new(name.clone(), points));
+                    }
+                });
+        }
+        command
+    }
+}

@@ -1,0 +1,192 @@
+//! The viewer (current image, z_0, the strip, the batch view), the traversal sliders with
+//! the switching control and method picker, and the export settings.
+
+use super::App;
+use eframe::egui;
+
+/// Export settings and the running export's progress.
+pub struct ExportPanel {
+    /// Frames per second.
+    pub fps: u32,
+    /// Forwards then backwards.
+    pub ping_pong: bool,
+    /// Upscaling.
+    pub scale: usize,
+    /// Seeds side by side.
+    pub seeds: usize,
+    /// Progress of a running export.
+    pub progress: Option<f32>,
+}
+
+impl Default for ExportPanel {
+    fn default() -> Self {
+        Self {
+            fps: 12,
+            ping_pong: true,
+            scale: 4,
+            seeds: 1,
+            progress: None,
+        }
+    }
+}
+
+/// The export settings; returns true when "Export GIF…" was clicked.
+pub fn export_ui(p: &mut ExportPanel, ui: &mut egui::Ui) -> bool {
+    ui.heading("Export");
+    ui.horizontal(|ui| {
+        ui.label("fps");
+        ui.add(egui::DragValue::new(&mut p.fps).range(1..=50))
+            .on_hover_text("Frames per second of the GIF");
+        ui.label("scale");
+        ui.add(egui::DragValue::new(&mut p.scale).range(1..=8))
+            .on_hover_text("Nearest-neighbour upscaling");
+        ui.label("seeds");
+        ui.add(egui::DragValue::new(&mut p.seeds).range(1..=16))
+            .on_hover_text("Grid of this many starting codes (seed, seed + 1, ...)");
+        ui.checkbox(&mut p.ping_pong, "ping-pong")
+            .on_hover_text("Play forwards then backwards");
+    });
+    let mut clicked = false;
+    ui.horizontal(|ui| match p.progress {
+        Some(f) => {
+            ui.add(egui::ProgressBar::new(f).show_percentage());
+        }
+        None => {
+            clicked = ui
+                .button("Export GIF…")
+                .on_hover_text("Export the current traversal (Ctrl+E)")
+                .clicked();
+        }
+    });
+    clicked
+}
+
+/// One slider per potential, the method picker, switching and the batch view.
+pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
+    ui.heading("Traversal");
+    if app.methods.is_empty() {
+        ui.label("This model has no potentials yet: train some below.");
+        return;
+    }
+    let current = app.state.method.min(app.methods.len() - 1);
+    let label = |i: usize| {
+        let m = &app.methods[i];
+        let folder = m
+            .dir
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{} ({folder})", m.method)
+    };
+    let mut chosen = current;
+    egui::ComboBox::from_label("Method")
+        .selected_text(label(current))
+        .show_ui(ui, |ui| {
+            for i in 0..app.methods.len() {
+                ui.selectable_value(&mut chosen, i, label(i));
+            }
+        })
+        .response
+        .on_hover_text("Which set of potentials moves the code");
+    if chosen != app.state.method {
+        app.state.method = chosen;
+        app.state.sliders = vec![0.0; app.methods[chosen].names.len()];
+        app.state.clamp_switch(app.methods[chosen].names.len());
+    }
+    let names = app.methods[app.state.method].names.clone();
+    app.state.sliders.resize(names.len(), 0.0);
+    ui.horizontal(|ui| {
+        ui.label("Range T");
+        ui.add(egui::DragValue::new(&mut app.state.max_t).range(1.0..=50.0))
+            .on_hover_text("Sliders run from −T to T steps");
+        ui.label("Step scale");
+        ui.add(
+            egui::DragValue::new(&mut app.state.step_scale)
+                .speed(0.01)
+                .range(0.05..=5.0),
+        )
+        .on_hover_text("Multiplies every step");
+    });
+    let t = app.state.max_t;
+    ui.add_enabled_ui(!app.state.switch_on, |ui| {
+        for (k, name) in names.iter().enumerate() {
+            let slider = egui::Slider::new(&mut app.state.sliders[k], -t..=t)
+                .text(format!("{k}: {name}"))
+                .step_by(0.05);
+            ui.add(slider).on_hover_text(format!(
+                "Time along potential {k} ({name}); negative moves against the flow; several non-zero sliders superpose"
+            ));
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut app.state.switch_on, "Switch")
+            .on_hover_text("Potential k for the first s steps, then potential j");
+        let last = names.len().saturating_sub(1);
+        let s = &mut app.state.switch;
+        ui.label("k");
+        ui.add(egui::DragValue::new(&mut s.k).range(0..=last))
+            .on_hover_text("First potential");
+        ui.label("then j");
+        ui.add(egui::DragValue::new(&mut s.then).range(0..=last))
+            .on_hover_text("Second potential");
+        ui.label("at s");
+        ui.add(egui::DragValue::new(&mut s.at).range(0..=50))
+            .on_hover_text("Steps with k");
+        ui.label("of");
+        ui.add(egui::DragValue::new(&mut s.steps).range(1..=50))
+            .on_hover_text("Steps in all");
+        s.at = s.at.min(s.steps);
+    });
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut app.state.batch_view, "Batch view")
+            .on_hover_text("Move several starting codes by the same traversal");
+        ui.add(egui::DragValue::new(&mut app.state.batch_n).range(1..=15))
+            .on_hover_text("Extra starting codes");
+    });
+}
+
+/// The current image (zoomable), z_0 beside it, the strip and the batch view.
+pub fn viewer_ui(app: &mut App, ui: &mut egui::Ui) {
+    let Some(current) = app.shown.current.clone() else {
+        ui.centered_and_justified(|ui| ui.label("waiting for the first frame…"));
+        return;
+    };
+    ui.horizontal(|ui| {
+        ui.label("Zoom");
+        ui.add(egui::Slider::new(&mut app.state.zoom, 1.0..=8.0))
+            .on_hover_text("Size of the current image");
+    });
+    let side = 64.0 * app.state.zoom;
+    ui.horizontal(|ui| {
+        ui.vertical(|ui| {
+            ui.label("current");
+            ui.image((current.id(), egui::vec2(side, side)));
+        });
+        if let Some(start) = &app.shown.start {
+            ui.vertical(|ui| {
+                ui.label("start z₀");
+                ui.image((start.id(), egui::vec2(side / 2.0, side / 2.0)));
+            });
+        }
+    });
+    if app.shown.strip.len() > 1 {
+        ui.label("path");
+        egui::ScrollArea::horizontal()
+            .id_salt("strip")
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    for tex in &app.shown.strip {
+                        ui.image((tex.id(), egui::vec2(72.0, 72.0)));
+                    }
+                });
+            });
+    }
+    if !app.shown.batch.is_empty() {
+        ui.label("batch view (seed + 1, seed + 2, ...)");
+        ui.horizontal_wrapped(|ui| {
+            for tex in &app.shown.batch {
+                ui.image((tex.id(), egui::vec2(96.0, 96.0)));
+            }
+        });
+    }
+}

@@ -1,0 +1,77 @@
+//! `latentflow export-gif`: the app's GIF export from the command line.
+
+use super::potentials::resolve_potentials;
+use super::{ExportGifArgs, device};
+use crate::worker::{GifOptions, RenderRequest, export_gif, load_model};
+use anyhow::{Context, Result, bail};
+use indicatif::ProgressBar;
+
+/// Writes an animated GIF of one traversal (a grid of `--seeds` codes per frame).
+pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let dev = device()?;
+    let model = load_model(&args.model, &dev)?;
+    let wanted = resolve_potentials(&args.model, args.potentials.clone())?;
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    let method = model
+        .methods
+        .iter()
+        .position(|(m, _)| canon(&m.dir) == canon(&wanted))
+        .with_context(|| {
+            format!(
+                "{} is not a potential set inside {}",
+                wanted.display(),
+                args.model.display()
+            )
+        })?;
+    let k_total = model.methods[method].0.names.len();
+    if args.k >= k_total {
+        bail!(
+            "potential {} is out of range: there are {k_total} (0..{})",
+            args.k,
+            k_total - 1
+        );
+    }
+    let mut sliders = vec![0.0; k_total];
+    sliders[args.k] = if args.negative {
+        -(args.steps as f64)
+    } else {
+        args.steps as f64
+    };
+    let req = RenderRequest {
+        generation: 0,
+        seed: args.seed,
+        method,
+        sliders,
+        switch: None,
+        batch: 0,
+        step_scale: 1.0,
+    };
+    let state = crate::app::state::Saved {
+        model: args.model.clone(),
+        state: crate::app::AppState {
+            seed: args.seed,
+            method,
+            sliders: req.sliders.clone(),
+            max_t: args.steps as f64,
+            ..Default::default()
+        },
+    };
+    let opts = GifOptions {
+        out: args.out.clone(),
+        fps: args.fps,
+        ping_pong: args.ping_pong,
+        scale: args.scale,
+        seeds: args.seeds,
+        state_json: serde_json::to_string(&state)?,
+    };
+    let bar = ProgressBar::new(100);
+    export_gif(&model, &req, &opts, &dev, &mut |f| {
+        bar.set_position((f * 100.0) as u64)
+    })?;
+    bar.finish_and_clear();
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! The worker end to end, as the app drives it: render requests and stale frames, sliders
+//! that superpose, switching, a training job with progress and cancel, GIF export with the
+//! embedded state, and a corrupt model that leaves the previous one working.
+
+use latentflow::app::state::read_embedded_state;
+use latentflow::data::Image;
+use latentflow::train::potentials::PotentialTrainConfig;
+use latentflow::worker::{Command, Event, Frame, GifOptions, RenderRequest, Switch, Worker};
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn ok(args: &[&str]) {
+    let out = Process::new(env!("CARGO_BIN_EXE_latentflow"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// A tiny generator with 3 tiny PDE potentials, built once.
+fn model() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, dir) = DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        ok(&[
+            "train-generator",
+            "--dataset",
+            "scenes",
+            "--latent",
+            "4",
+            "--base",
+            "8",
+            "--iters",
+            "2",
+            "--batch-size",
+            "4",
+            "--out",
+            s(&dir),
+        ]);
+        ok(&[
+            "train-potentials",
+            "--generator",
+            s(&dir),
+            "--k",
+            "3",
+            "--steps",
+            "3",
+            "--iters",
+            "3",
+            "--batch-size",
+            "3",
+            "--hidden",
+            "8",
+            "--time-dim",
+            "4",
+        ]);
+        (tmp, dir)
+    });
+    dir
+}
+
+fn wait_for<T>(w: &Worker, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Some(e) = w.recv_timeout(Duration::from_millis(100))
+            && let Some(t) = pick(e)
+        {
+            return t;
+        }
+    }
+    panic!("timed out waiting for the worker");
+}
+
+fn loaded_worker(dir: &Path) -> Worker {
+    let w = Worker::spawn(|| {});
+    w.send(Command::LoadModel(dir.to_path_buf()));
+    let methods = wait_for(&w, |e| match e {
+        Event::ModelLoaded { methods, .. } => Some(methods),
+        Event::Error(e) => panic!("{e}"),
+        _ => None,
+    });
+    assert_eq!(methods.len(), 1);
+    assert_eq!(methods[0].names.len(), 3);
+    w
+}
+
+fn request(generation: u64, sliders: &[f64]) -> RenderRequest {
+    RenderRequest {
+        generation,
+        seed: 5,
+        method: 0,
+        sliders: sliders.to_vec(),
+        switch: None,
+        batch: 0,
+        step_scale: 1.0,
+    }
+}
+
+fn render(w: &Worker, req: RenderRequest) -> Frame {
+    let generation = req.generation;
+    w.send(Command::Render(req));
+    wait_for(w, |e| match e {
+        Event::Frame(f) if f.generation == generation => Some(*f),
+        Event::Error(e) => panic!("{e}"),
+        _ => None,
+    })
+}
+
+fn differ(a: &Image, b: &Image) -> f32 {
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn sliders_move_superpose_and_switch() {
+    let w = loaded_worker(model());
+    let still = render(&w, request(1, &[0.0, 0.0, 0.0]));
+    assert!(still.records.is_empty());
+    assert_eq!(still.strip.len(), 1);
+    let one = render(&w, request(2, &[0.0, 3.0, 0.0]));
+    assert_eq!(one.strip.len(), 4);
+    assert_eq!(one.records.len(), 4);
+    assert!(
+        differ(&one.current, &still.current) > 0.0,
+        "a slider moves the image"
+    );
+    assert!(differ(&one.start, &still.current) < 1e-5, "z_0 stays");
+    let two = render(&w, request(3, &[-2.5, 3.0, 0.0]));
+    assert!(
+        differ(&two.current, &one.current) > 0.0,
+        "a second slider superposes"
+    );
+    let mut sw = request(4, &[0.0, 0.0, 0.0]);
+    sw.switch = Some(Switch {
+        k: 1,
+        then: 2,
+        at: 1,
+        steps: 3,
+    });
+    let switched = render(&w, sw);
+    assert!(
+        differ(&switched.current, &one.current) > 0.0,
+        "switching changes the path"
+    );
+    let mut batch = request(5, &[0.0, 3.0, 0.0]);
+    batch.batch = 3;
+    assert_eq!(render(&w, batch).batch.len(), 3);
+}
+
+#[test]
+fn newest_request_wins() {
+    let w = loaded_worker(model());
+    for g in 1..=20 {
+        w.send(Command::Render(request(g, &[0.0, g as f64 / 10.0, 0.0])));
+    }
+    let mut newest = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while newest < 20 && Instant::now() < deadline {
+        if let Some(Event::Frame(f)) = w.recv_timeout(Duration::from_millis(100)) {
+            assert!(f.generation > newest, "frames arrive in order");
+            newest = f.generation;
+        }
+    }
+    assert_eq!(newest, 20);
+}
+
+#[test]
+fn corrupt_model_is_reported_and_the_previous_one_keeps_working() {
+    let w = loaded_worker(model());
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::copy(model().join("manifest.json"), bad.join("manifest.json")).unwrap();
+    std::fs::write(bad.join("model.safetensors"), b"garbage").unwrap();
+    w.send(Command::LoadModel(bad));
+    let msg = wait_for(&w, |e| match e {
+        Event::Error(m) => Some(m),
+        Event::ModelLoaded { .. } => panic!("a corrupt model loaded"),
+        _ => None,
+    });
+    assert!(msg.contains("model.safetensors"), "{msg}");
+    let f = render(&w, request(7, &[1.0, 0.0, 0.0]));
+    assert_eq!(f.strip.len(), 2);
+}
+
+#[test]
+fn gif_export_has_every_frame_and_the_state() {
+    let w = loaded_worker(model());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("walk.gif");
+    let opts = GifOptions {
+        out: out.clone(),
+        fps: 10,
+        ping_pong: true,
+        scale: 2,
+        seeds: 4,
+        state_json: format!(
+            r#"{{"model":"{}","state":{}}}"#,
+            s(model()),
+            serde_json::to_string(&latentflow::app::AppState {
+                seed: 5,
+                ..Default::default()
+            })
+            .unwrap()
+        ),
+    };
+    w.send(Command::ExportGif(request(1, &[0.0, 0.0, 3.0]), opts));
+    let done = wait_for(&w, |e| match e {
+        Event::ExportDone(r) => Some(r),
+        _ => None,
+    });
+    assert_eq!(done.as_deref().ok(), Some(out.as_path()));
+    use image::AnimationDecoder;
+    let file = std::io::BufReader::new(std::fs::File::open(&out).unwrap());
+    let frames = image::codecs::gif::GifDecoder::new(file)
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    // 4 path points, ping-pong back over the 2 inner ones.
+    assert_eq!(frames.len(), 6);
+    let side = 2 * (2 * 64 + 2);
+    assert_eq!(frames[0].buffer().dimensions(), (side, side));
+    let saved = read_embedded_state(&out).unwrap().unwrap();
+    assert_eq!(saved.state.seed, 5);
+}
+
+#[test]
+fn training_reports_progress_and_cancels_keeping_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(model().join(f), dir.join(f)).unwrap();
+    }
+    let w = Worker::spawn(|| {});
+    w.send(Command::LoadModel(dir.clone()));
+    wait_for(&w, |e| matches!(e, Event::ModelLoaded { .. }).then_some(()));
+    let mut cfg = PotentialTrainConfig::new(dir.clone(), dir.join("potentials-ui"));
+    cfg.k = 2;
+    cfg.steps = 2;
+    cfg.iters = 100_000;
+    cfg.batch_size = 2;
+    cfg.hidden = 8;
+    cfg.time_dim = 4;
+    cfg.log_every = 1;
+    cfg.checkpoint_every = 2;
+    w.send(Command::Train(Box::new(cfg)));
+    let mut logged = 0;
+    wait_for(&w, |e| match e {
+        Event::Training(latentflow::train::Progress::Iteration { losses, .. }) => {
+            assert!(losses.iter().any(|(n, _)| n == "l_k"));
+            logged += 1;
+            (logged >= 3).then_some(())
+        }
+        Event::TrainingDone(r) => panic!("ended early: {r:?}"),
+        _ => None,
+    });
+    // The viewer stays responsive while training runs.
+    w.send(Command::Render(request(1, &[0.0, 0.0, 0.0])));
+    w.send(Command::CancelTraining);
+    let done = wait_for(&w, |e| match e {
+        Event::TrainingDone(r) => Some(r),
+        _ => None,
+    });
+    let msg = done.unwrap_err();
+    assert!(msg.contains("cancelled"), "{msg}");
+    assert!(
+        dir.join("potentials-ui/manifest.json").is_file(),
+        "checkpoint kept"
+    );
+    // The new potentials are loaded as sliders.
+    let methods = wait_for(&w, |e| match e {
+        Event::ModelLoaded { methods, .. } => Some(methods),
+        _ => None,
+    });
+    assert!(methods.iter().any(|m| m.dir.ends_with("potentials-ui")));
+}
