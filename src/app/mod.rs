@@ -38,6 +38,9 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
             {
                 app.restore_persisted(saved);
             }
+            if let Some(path) = &args.restore {
+                app.restore_from(path);
+            }
             app.screenshot = args.screenshot.map(|path| (path, 0));
             Ok(Box::new(app))
         }),
@@ -316,18 +319,24 @@ impl App {
                 self.open_model(path);
                 continue;
             }
-            match state::read_embedded_state(&path) {
-                Ok(Some(saved)) => {
-                    self.status = format!("restored the state saved in {}", path.display());
-                    self.status_is_error = false;
-                    if Some(&saved.model) != self.model_dir.as_ref() {
-                        self.open_model(saved.model.clone());
-                    }
-                    self.state = saved.state;
+            self.restore_from(&path);
+        }
+    }
+
+    /// Restores the state embedded in a PNG or GIF exported by latentflow.
+    pub fn restore_from(&mut self, path: &std::path::Path) {
+        match state::read_embedded_state(path) {
+            Ok(Some(saved)) => {
+                if Some(&saved.model) != self.model_dir.as_ref() {
+                    self.open_model(saved.model.clone());
                 }
-                Ok(None) => self.error(format!("{} holds no latentflow state", path.display())),
-                Err(e) => self.error(e.to_string()),
+                self.status = format!("restored the state saved in {}", path.display());
+                self.status_is_error = false;
+                self.state = saved.state;
+                self.last_request = None;
             }
+            Ok(None) => self.error(format!("{} holds no latentflow state", path.display())),
+            Err(e) => self.error(e.to_string()),
         }
     }
 

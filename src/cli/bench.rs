@@ -81,3 +81,64 @@ pub fn potentials(args: super::BenchPotentialsArgs) -> Result<()> {
     println!("{line}");
     Ok(())
 }
+
+/// Prints `{"slider_to_frame_ms_p50", "slider_to_frame_ms_p95", "ui_frame_ms_p50", ...}`:
+/// the real app in a headless egui context, a slider moved once per measurement, timed
+/// from the request being sent to the frame's textures being updated.
+pub fn app(args: super::BenchAppArgs) -> Result<()> {
+    use crate::app::App;
+    use std::time::{Duration, Instant};
+    let dir = args.model.unwrap_or_else(default_model_dir);
+    let ctx = eframe::egui::Context::default();
+    let mut app = App::new(&ctx, dir.clone());
+    let run = |app: &mut App| {
+        let t = Instant::now();
+        let input = eframe::egui::RawInput {
+            screen_rect: Some(eframe::egui::Rect::from_min_size(
+                eframe::egui::Pos2::ZERO,
+                eframe::egui::vec2(1280.0, 860.0),
+            )),
+            ..Default::default()
+        };
+        let _ = ctx.run_ui(input, |ui| app.frame_ui(ui));
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.methods.is_empty() || app.frame.is_none() {
+        if Instant::now() > deadline {
+            anyhow::bail!("{}: no frame within 60 s: {}", dir.display(), app.status);
+        }
+        run(&mut app);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut latencies = Vec::new();
+    let mut ui_ms = Vec::new();
+    for i in 0..args.reps.max(10) {
+        let before = app.frame.as_ref().map_or(0, |f| f.generation);
+        app.state.sliders[0] = (i % 20) as f64 * 0.5 - 5.0 + 0.25;
+        let t = Instant::now();
+        ui_ms.push(run(&mut app));
+        while app.frame.as_ref().map_or(0, |f| f.generation) == before {
+            if t.elapsed() > Duration::from_secs(10) {
+                anyhow::bail!("no frame within 10 s: {}", app.status);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            ui_ms.push(run(&mut app));
+        }
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let pct = |xs: &mut Vec<f64>, p: f64| {
+        xs.sort_by(|a, b| a.total_cmp(b));
+        xs[((xs.len() - 1) as f64 * p).round() as usize]
+    };
+    let line = serde_json::json!({
+        "model": dir.display().to_string(),
+        "slider_to_frame_ms_p50": pct(&mut latencies, 0.5),
+        "slider_to_frame_ms_p95": pct(&mut latencies, 0.95),
+        "ui_frame_ms_p50": pct(&mut ui_ms, 0.5),
+        "ui_frame_ms_p95": pct(&mut ui_ms, 0.95),
+        "note": "UI frame time is egui's CPU side (layout and tessellation), without GPU painting",
+    });
+    println!("{line}");
+    Ok(())
+}

@@ -62,6 +62,9 @@ pub struct AppArgs {
     /// (for documentation and checks under xvfb).
     #[arg(long)]
     pub screenshot: Option<PathBuf>,
+    /// Restore the state saved in a PNG or GIF exported by latentflow.
+    #[arg(long)]
+    pub restore: Option<PathBuf>,
 }
 
 /// `dataset` subcommands.
@@ -378,6 +381,8 @@ pub enum BenchCommand {
     Generator(BenchGeneratorArgs),
     /// Potential derivatives, a training iteration and a traversal frame.
     Potentials(BenchPotentialsArgs),
+    /// Slider change to new frame in the app (headless egui context) and UI frame time.
+    App(BenchAppArgs),
 }
 
 /// Arguments of `bench generator`.
@@ -388,6 +393,17 @@ pub struct BenchGeneratorArgs {
     pub model: Option<PathBuf>,
     /// Timed repetitions per figure.
     #[arg(long, default_value_t = 50)]
+    pub reps: usize,
+}
+
+/// Arguments of `bench app`.
+#[derive(Debug, Args)]
+pub struct BenchAppArgs {
+    /// Model folder (default: the shipped scenes VAE).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Slider changes to time.
+    #[arg(long, default_value_t = 60)]
     pub reps: usize,
 }
 
@@ -439,6 +455,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::ImportPth(args)) => import::import_pth(args),
         Some(Command::Bench(BenchCommand::Generator(args))) => bench::generator(args),
         Some(Command::Bench(BenchCommand::Potentials(args))) => bench::potentials(args),
+        Some(Command::Bench(BenchCommand::App(args))) => bench::app(args),
         Some(Command::TrainPotentials(args)) => potentials::train_potentials(args),
         Some(Command::Traverse(args)) => potentials::traverse(args),
         Some(Command::ExportGif(args)) => export::export_gif_cmd(args),
