@@ -380,3 +380,68 @@ fn bench_prints_one_json_line() {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {out}");
     }
 }
+
+#[test]
+fn pytorch_state_dicts_import_with_their_values() {
+    // tests/fixtures/tiny-vae.pth was written by scripts/make_pth_fixture.py: torch.save's
+    // zip layout, names with a "module." prefix and a num_batches_tracked counter; tensor
+    // number i (in name order) holds 0.001·j − 0.05·i.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-vae.pth");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("imported");
+    let args = |latent: &'static str, out: &Path| {
+        vec![
+            "import-pth".to_string(),
+            "--pth".into(),
+            s(&fixture).into(),
+            "--kind".into(),
+            "vae".into(),
+            "--latent".into(),
+            latent.into(),
+            "--channels".into(),
+            "1".into(),
+            "--base".into(),
+            "4".into(),
+            "--out".into(),
+            s(out).into(),
+        ]
+    };
+    let run = |a: Vec<String>| latentflow(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let wrong = tmp.path().join("wrong");
+    let bad = run(args("3", &wrong));
+    assert!(!bad.status.success());
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        e.contains("does not match") && e.lines().count() == 1,
+        "{e}"
+    );
+    assert!(!wrong.exists());
+
+    assert!(run(args("2", &out)).status.success());
+    let tensors =
+        load_safetensors(&out.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(
+        tensors
+            .keys()
+            .all(|n| !n.starts_with("module.") && !n.contains("num_batches"))
+    );
+    for (i, t) in tensors.values().enumerate() {
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        for (j, x) in v.iter().take(3).enumerate() {
+            let want = 0.001 * j as f64 - 0.05 * i as f64;
+            assert!(
+                (*x as f64 - want).abs() < 1e-6,
+                "tensor {i}[{j}] = {x}, want {want}"
+            );
+        }
+    }
+    ok(&[
+        "sample",
+        "--model",
+        s(&out),
+        "--n",
+        "2",
+        "--out",
+        s(&tmp.path().join("g.png")),
+    ]);
+}

@@ -236,6 +236,9 @@ pub struct TrainPotentialsArgs {
     /// Groups per batch, each with its own potential (1 = one k per batch, as in the paper).
     #[arg(long, default_value_t = 4)]
     pub groups: usize,
+    /// Use L_J = −log ‖J ∇u‖² (does not let the potentials collapse to zero gradients).
+    #[arg(long)]
+    pub log_jacobian: bool,
     /// Hidden width of each potential.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,
