@@ -190,15 +190,24 @@ impl App {
     /// Handles the worker's events; returns whether a frame arrived.
     pub fn handle_events(&mut self, ctx: &egui::Context) -> bool {
         let mut got_frame = false;
+        // A reload that follows an error in the same batch (e.g. a cancelled training job
+        // reloading its checkpoint) must not hide the error.
+        let mut error_seen = false;
         for event in self.worker.events() {
+            error_seen |= matches!(
+                &event,
+                Event::Error(_) | Event::TrainingDone(Err(_)) | Event::ExportDone(Err(_))
+            );
             match event {
                 Event::ModelLoaded {
                     dir,
                     description,
                     methods,
                 } => {
-                    self.status = format!("loaded {}", dir.display());
-                    self.status_is_error = false;
+                    if !error_seen {
+                        self.status = format!("loaded {}", dir.display());
+                        self.status_is_error = false;
+                    }
                     self.model_dir = Some(dir);
                     self.description = description;
                     self.state.method = self.state.method.min(methods.len().saturating_sub(1));
@@ -414,7 +423,7 @@ impl App {
         ui.horizontal_wrapped(|ui| {
             ui.label("Seed");
             ui.add(egui::DragValue::new(&mut self.state.seed).speed(0.2))
-                .on_hover_text("Seed of the starting code z₀");
+                .on_hover_text("Seed of the starting code z0");
             if ui.button("< Prev").on_hover_text("Previous seed").clicked() {
                 self.state.seed = self.state.seed.saturating_sub(1);
             }
@@ -581,6 +590,11 @@ impl App {
         {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
+    }
+
+    /// Number of logged training iterations in the training panel's loss curves.
+    pub fn training_history_len(&self) -> usize {
+        self.training.history.len()
     }
 
     /// Sets the switching control (for tests and scripting).

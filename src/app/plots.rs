@@ -25,7 +25,7 @@ pub fn plot_ui(app: &mut App, ui: &mut egui::Ui) {
         .allow_scroll(false)
         .show(ui, |plot| {
             plot.line(Line::new("u(z_t, t)", series(&|r| r.u[0])));
-            plot.line(Line::new("‖∇u‖", series(&|r| r.grad_norm[0])));
+            plot.line(Line::new("|grad u|", series(&|r| r.grad_norm[0])));
             plot.line(Line::new("residual", series(&|r| r.residual[0])));
             plot.vline(VLine::new("current t", last_t));
         });

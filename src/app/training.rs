@@ -134,10 +134,10 @@ impl TrainingPanel {
                     (
                         "w_u",
                         &mut w.u,
-                        "Weight of the initial condition ‖∇u(z₀, 0)‖²",
+                        "Weight of the initial condition |grad u(z0, 0)|^2",
                     ),
                     ("w_f", &mut w.f, "Weight of the wave-equation residual"),
-                    ("w_J", &mut w.j, "Weight of −‖J_G ∇u‖²"),
+                    ("w_J", &mut w.j, "Weight of -|J_G grad u|^2 (or its log)"),
                     ("w_k", &mut w.k, "Weight of the classifier loss"),
                 ] {
                     ui.label(name);

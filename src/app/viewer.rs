@@ -98,7 +98,7 @@ pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.label("Range T");
         ui.add(egui::DragValue::new(&mut app.state.max_t).range(1.0..=50.0))
-            .on_hover_text("Sliders run from −T to T steps");
+            .on_hover_text("Sliders run from -T to T steps");
         ui.label("Step scale");
         ui.add(
             egui::DragValue::new(&mut app.state.step_scale)
@@ -164,7 +164,7 @@ pub fn viewer_ui(app: &mut App, ui: &mut egui::Ui) {
         });
         if let Some(start) = &app.shown.start {
             ui.vertical(|ui| {
-                ui.label("start z₀");
+                ui.label("start z0");
                 ui.image((start.id(), egui::vec2(side / 2.0, side / 2.0)));
             });
         }

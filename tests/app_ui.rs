@@ -1,0 +1,212 @@
+//! The real app, driven headlessly through egui_kittest and rendered by wgpu (llvmpipe on
+//! machines without a GPU): frames arrive, sliders move the image, switching and the
+//! method's sliders are there, the training panel gains loss points and cancels, and a
+//! corrupt model folder shows an error while the previous model keeps working.
+
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::{Harness, SnapshotOptions};
+use latentflow::app::App;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn ok(args: &[&str]) {
+    let out = Process::new(env!("CARGO_BIN_EXE_latentflow"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// A tiny scenes generator with 3 tiny PDE potentials, built once.
+fn model() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, dir) = DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        ok(&[
+            "train-generator",
+            "--dataset",
+            "scenes",
+            "--latent",
+            "4",
+            "--base",
+            "8",
+            "--iters",
+            "2",
+            "--batch-size",
+            "4",
+            "--seed",
+            "2",
+            "--out",
+            s(&dir),
+        ]);
+        ok(&[
+            "train-potentials",
+            "--generator",
+            s(&dir),
+            "--k",
+            "3",
+            "--steps",
+            "3",
+            "--iters",
+            "3",
+            "--batch-size",
+            "3",
+            "--hidden",
+            "8",
+            "--time-dim",
+            "4",
+            "--seed",
+            "2",
+        ]);
+        (tmp, dir)
+    });
+    dir
+}
+
+fn harness(dir: &Path) -> Harness<'static, App> {
+    let app = App::new(&egui::Context::default(), dir.to_path_buf());
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut App| app.frame_ui(ui), app)
+}
+
+/// Steps the UI until `done` holds (the worker answers asynchronously).
+fn step_until(h: &mut Harness<'_, App>, what: &str, done: impl Fn(&App) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done(h.state()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            h.state().status
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.step();
+}
+
+fn generation(app: &App) -> u64 {
+    app.frame.as_ref().map_or(0, |f| f.generation)
+}
+
+fn max_diff(a: &latentflow::data::Image, b: &latentflow::data::Image) -> f32 {
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn sliders_superpose_switch_and_snapshot() {
+    let mut h = harness(model());
+    step_until(&mut h, "the first frame", |a| {
+        a.frame.is_some() && !a.methods.is_empty()
+    });
+    // One labelled slider per potential, plus the switching control.
+    for k in 0..3 {
+        let label = format!("{k}: potential {k}");
+        assert!(h.query_all_by_label(&label).next().is_some(), "{label}");
+    }
+    h.get_by_label("Switch");
+    let still = h.state().frame.clone().unwrap();
+
+    h.state_mut().state.sliders[1] = 2.5;
+    let g = generation(h.state());
+    step_until(&mut h, "a moved frame", |a| generation(a) > g);
+    let moved = h.state().frame.clone().unwrap();
+    assert!(
+        max_diff(&moved.current, &still.current) > 0.0,
+        "the slider moved the image"
+    );
+    assert_eq!(moved.strip.len(), 4);
+
+    h.state_mut().state.sliders[2] = -1.5;
+    let g = generation(h.state());
+    step_until(&mut h, "a superposed frame", |a| generation(a) > g);
+    let both = h.state().frame.clone().unwrap();
+    assert!(
+        max_diff(&both.current, &moved.current) > 0.0,
+        "two sliders superpose"
+    );
+
+    h.get_by_label("Switch").click_accesskit();
+    let g = generation(h.state());
+    step_until(&mut h, "a switched frame", |a| generation(a) > g);
+    assert!(h.state().state.switch_on);
+    let switched = h.state().frame.clone().unwrap();
+    assert!(
+        max_diff(&switched.current, &both.current) > 0.0,
+        "switching changes the path"
+    );
+
+    // Reset through the UI brings back the start image.
+    h.get_by_label("Reset").click_accesskit();
+    let g = generation(h.state());
+    step_until(&mut h, "the reset frame", |a| generation(a) > g);
+    assert!(h.state().state.sliders.iter().all(|t| *t == 0.0));
+    assert!(max_diff(&h.state().frame.as_ref().unwrap().current, &still.current) < 1e-5);
+
+    h.state_mut().state.sliders[0] = 3.0;
+    let g = generation(h.state());
+    step_until(&mut h, "the snapshot frame", |a| generation(a) > g);
+    // The status bar shows timings, which differ between runs: allow those pixels.
+    let opts = SnapshotOptions::default().failed_pixel_count_threshold(4000);
+    h.snapshot_options("main_window", &opts);
+}
+
+#[test]
+fn training_panel_gains_points_and_cancels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(model().join(f), dir.join(f)).unwrap();
+    }
+    let mut h = harness(&dir);
+    step_until(&mut h, "the model", |a| a.model_dir.is_some());
+    h.get_by_label("Start training").click_accesskit();
+    step_until(&mut h, "loss points", |a| a.training_history_len() >= 2);
+    h.get_by_label("Cancel").click_accesskit();
+    step_until(&mut h, "the cancel", |a| a.status.contains("cancelled"));
+    assert!(h.state().status_is_error);
+    // The checkpoint becomes a method with sliders.
+    step_until(&mut h, "the new potentials", |a| !a.methods.is_empty());
+    assert!(h.state().methods[0].dir.ends_with("potentials-new"));
+}
+
+#[test]
+fn a_corrupt_model_shows_an_error_and_the_old_one_keeps_working() {
+    let mut h = harness(model());
+    step_until(&mut h, "the first frame", |a| a.frame.is_some());
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::copy(model().join("manifest.json"), bad.join("manifest.json")).unwrap();
+    std::fs::write(bad.join("model.safetensors"), b"not safetensors").unwrap();
+    h.state_mut().open_model(bad);
+    step_until(&mut h, "the error", |a| a.status_is_error);
+    assert!(
+        h.state().status.contains("model.safetensors"),
+        "{}",
+        h.state().status
+    );
+    h.get_by_label_contains("model.safetensors");
+    h.state_mut().state.sliders[0] = 1.0;
+    let g = generation(h.state());
+    step_until(&mut h, "a frame from the old model", |a| generation(a) > g);
+    assert_eq!(h.state().model_dir.as_deref(), Some(model()));
+}
