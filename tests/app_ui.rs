@@ -164,7 +164,7 @@ fn sliders_superpose_switch_and_snapshot() {
     let g = generation(h.state());
     step_until(&mut h, "the snapshot frame", |a| generation(a) > g);
     // The status bar shows timings, which differ between runs: allow those pixels.
-    let opts = SnapshotOptions::default().failed_pixel_count_threshold(4000);
+    let opts = SnapshotOptions::default().max_failed_pixels(4000);
     h.snapshot_options("main_window", &opts);
 }
 
