@@ -336,7 +336,12 @@ impl App {
     pub fn restore_from(&mut self, path: &std::path::Path) {
         match state::read_embedded_state(path) {
             Ok(Some(saved)) => {
-                if Some(&saved.model) != self.model_dir.as_ref() {
+                let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+                let same = self
+                    .model_dir
+                    .as_deref()
+                    .is_some_and(|d| canon(d).is_some() && canon(d) == canon(&saved.model));
+                if !same {
                     self.open_model(saved.model.clone());
                 }
                 self.status = format!("restored the state saved in {}", path.display());
@@ -354,7 +359,7 @@ impl App {
             return String::new();
         };
         let saved = state::Saved {
-            model: model.clone(),
+            model: std::fs::canonicalize(model).unwrap_or_else(|_| model.clone()),
             state: self.state.clone(),
         };
         serde_json::to_string(&saved).unwrap_or_default()

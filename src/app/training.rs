@@ -18,6 +18,7 @@ pub struct TrainingPanel {
     batch: usize,
     lr: f64,
     weights: LossWeights,
+    log_jacobian: bool,
     folder: String,
     running: bool,
     started: Option<Instant>,
@@ -38,7 +39,12 @@ impl Default for TrainingPanel {
             iters: 500,
             batch: 16,
             lr: 1e-3,
-            weights: LossWeights::default(),
+            // What the shipped potentials used (see docs/methods.md).
+            weights: LossWeights {
+                j: 1.0,
+                ..LossWeights::default()
+            },
+            log_jacobian: true,
             folder: "potentials-new".into(),
             running: false,
             started: None,
@@ -145,6 +151,8 @@ impl TrainingPanel {
                         .on_hover_text(tip);
                 }
             });
+            ui.checkbox(&mut self.log_jacobian, "log L_J")
+                .on_hover_text("L_J = -log |J_G grad u|^2 instead of -|J_G grad u|^2 (keeps the gradients from collapsing)");
             ui.horizontal(|ui| {
                 ui.label("folder");
                 ui.text_edit_singleline(&mut self.folder)
@@ -182,6 +190,7 @@ impl TrainingPanel {
                     cfg.batch_size = self.batch;
                     cfg.lr = self.lr;
                     cfg.weights = self.weights;
+                    cfg.log_jacobian = self.log_jacobian;
                     cfg.checkpoint_every = 50;
                     cfg.log_every = 5;
                     cfg.command =

@@ -50,7 +50,7 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
         step_scale: 1.0,
     };
     let state = crate::app::state::Saved {
-        model: args.model.clone(),
+        model: std::fs::canonicalize(&args.model).unwrap_or_else(|_| args.model.clone()),
         state: crate::app::AppState {
             seed: args.seed,
             method,
