@@ -182,7 +182,7 @@ fn training_panel_gains_points_and_cancels() {
     step_until(&mut h, "loss points", |a| a.training_history_len() >= 2);
     h.get_by_label("Cancel").click_accesskit();
     step_until(&mut h, "the cancel", |a| a.status.contains("cancelled"));
-    assert!(h.state().status_is_error);
+    assert!(h.state().status_is_error, "{}", h.state().status);
     // The checkpoint becomes a method with sliders.
     step_until(&mut h, "the new potentials", |a| !a.methods.is_empty());
     assert!(h.state().methods[0].dir.ends_with("potentials-new"));

@@ -204,7 +204,10 @@ impl App {
                     description,
                     methods,
                 } => {
-                    if !error_seen {
+                    // A reload of the same folder (new potentials after training) keeps
+                    // the status line: it says how the job ended.
+                    let reload = self.model_dir.as_ref() == Some(&dir);
+                    if !error_seen && !reload {
                         self.status = format!("loaded {}", dir.display());
                         self.status_is_error = false;
                     }
