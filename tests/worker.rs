@@ -290,3 +290,40 @@ fn training_reports_progress_and_cancels_keeping_a_checkpoint() {
     });
     assert!(methods.iter().any(|m| m.dir.ends_with("potentials-ui")));
 }
+
+#[test]
+fn renamed_directions_are_saved_and_reloaded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let pots = dir.join("potentials-pde");
+    std::fs::create_dir_all(&pots).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(model().join(f), dir.join(f)).unwrap();
+        std::fs::copy(model().join("potentials-pde").join(f), pots.join(f)).unwrap();
+    }
+    let w = loaded_worker(&dir);
+    let names: Vec<String> = ["wall hue", "floor hue", "object hue"]
+        .map(String::from)
+        .to_vec();
+    w.send(Command::RenameDirections {
+        dir: pots.clone(),
+        names: names[..2].to_vec(),
+    });
+    let e = wait_for(&w, |e| match e {
+        Event::Error(m) => Some(m),
+        _ => None,
+    });
+    assert!(e.contains("one non-empty name per potential"), "{e}");
+    w.send(Command::RenameDirections {
+        dir: pots.clone(),
+        names: names.clone(),
+    });
+    let methods = wait_for(&w, |e| match e {
+        Event::ModelLoaded { methods, .. } => Some(methods),
+        Event::Error(e) => panic!("{e}"),
+        _ => None,
+    });
+    assert_eq!(methods[0].names, names);
+    let text = std::fs::read_to_string(pots.join("manifest.json")).unwrap();
+    assert!(text.contains("object hue"));
+}

@@ -91,6 +91,10 @@ pub struct App {
     screenshot: Option<(PathBuf, u32)>,
     screenshot_done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     worker_restarts: u32,
+    /// Whether the slider names are being edited.
+    pub editing_names: bool,
+    /// The names being edited.
+    pub name_edits: Vec<String>,
 }
 
 impl App {
@@ -119,6 +123,8 @@ impl App {
             screenshot: None,
             screenshot_done: Default::default(),
             worker_restarts: 0,
+            editing_names: false,
+            name_edits: Vec::new(),
         }
     }
 
@@ -598,6 +604,11 @@ impl App {
         {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
+    }
+
+    /// Saves new names for the directions of the potential set in `dir`.
+    pub fn rename(&mut self, dir: PathBuf, names: Vec<String>) {
+        self.worker.send(Command::RenameDirections { dir, names });
     }
 
     /// Number of logged training iterations in the training panel's loss curves.

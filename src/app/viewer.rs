@@ -108,6 +108,36 @@ pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
         .on_hover_text("Multiplies every step");
     });
     let t = app.state.max_t;
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut app.editing_names, "Edit names")
+            .on_hover_text("Rename the potentials (saved in the checkpoint's manifest)");
+        if app.editing_names
+            && ui
+                .button("Save names")
+                .on_hover_text("Write the names to the potential set's manifest")
+                .clicked()
+        {
+            let dir = app.methods[app.state.method].dir.clone();
+            let names = app.name_edits.clone();
+            app.rename(dir, names);
+            app.editing_names = false;
+        }
+    });
+    if app.editing_names {
+        app.name_edits.resize(names.len(), String::new());
+        for (k, edit) in app.name_edits.iter_mut().enumerate() {
+            if edit.is_empty() {
+                *edit = names[k].clone();
+            }
+            ui.horizontal(|ui| {
+                ui.label(format!("{k}:"));
+                ui.text_edit_singleline(edit)
+                    .on_hover_text(format!("Name of potential {k}"));
+            });
+        }
+    } else {
+        app.name_edits.clear();
+    }
     ui.add_enabled_ui(!app.state.switch_on, |ui| {
         for (k, name) in names.iter().enumerate() {
             let slider = egui::Slider::new(&mut app.state.sliders[k], -t..=t)

@@ -80,3 +80,20 @@ pub fn find_potentials(model_dir: &Path) -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+/// Writes new display names into a potential set's manifest (atomically), after checking
+/// that there is one non-empty name per potential.
+pub fn rename_directions(dir: &Path, names: &[String]) -> Result<()> {
+    let mut manifest = read_manifest(dir)?;
+    let mut cfg = potential_config(dir, &manifest)?;
+    if names.len() != cfg.k || names.iter().any(|n| n.trim().is_empty()) {
+        return Err(Error::config(format!(
+            "give one non-empty name per potential ({} names for {})",
+            names.len(),
+            cfg.k
+        )));
+    }
+    cfg.names = names.iter().map(|n| n.trim().to_string()).collect();
+    manifest.architecture = serde_json::to_value(&cfg).map_err(|e| Error::config(e.to_string()))?;
+    manifest.save(&dir.join(MANIFEST_FILE))
+}

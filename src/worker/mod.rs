@@ -34,6 +34,13 @@ pub enum Command {
     Train(Box<PotentialTrainConfig>),
     /// Cancel the training job (it keeps its last checkpoint).
     CancelTraining,
+    /// Rename the directions of a potential set (written to its manifest), then reload.
+    RenameDirections {
+        /// The potential set's folder.
+        dir: PathBuf,
+        /// One name per direction.
+        names: Vec<String>,
+    },
     /// Export the traversal of a request as an animated GIF.
     ExportGif(RenderRequest, GifOptions),
     /// Stop the thread.
@@ -217,6 +224,19 @@ impl State {
                         None => self.send(Event::Error("no training job is running".into())),
                     },
                     Command::ExportGif(req, opts) => self.start_export(req, opts),
+                    Command::RenameDirections { dir, names } => {
+                        match crate::store::potentials::rename_directions(&dir, &names) {
+                            Ok(()) => {
+                                if let Some(model) = &self.model {
+                                    let d = model.generator.dir.clone();
+                                    self.load(d);
+                                }
+                            }
+                            Err(e) => {
+                                self.send(Event::Error(format!("could not save the names: {e}")))
+                            }
+                        }
+                    }
                 }
             }
         }
