@@ -139,7 +139,9 @@ pub struct PotentialEval {
     pub laplacian: Tensor,
 }
 
-/// The weights of one MLP potential (views into the stacked tensors).
+/// The weights of one MLP potential (views into the stacked tensors, so they follow
+/// in-place optimiser updates and pass gradients back to them).
+#[derive(Debug, Clone)]
 struct Mlp {
     wz: Tensor,
     bz: Tensor,
@@ -158,6 +160,8 @@ struct Mlp {
 pub struct Potentials {
     cfg: PotentialConfig,
     tensors: Vec<Tensor>,
+    /// Per-potential views, made once (a traversal step would otherwise slice 10 tensors).
+    views: Vec<Mlp>,
     /// Wave speeds c^k (K), learnable, initialised to 1.
     wave_speed: Tensor,
     omega: Tensor,
@@ -215,9 +219,16 @@ impl Potentials {
         let omega = Tensor::new(omega, p.device())?
             .to_dtype(p.dtype())?
             .reshape((1, half))?;
+        let views = match cfg.kind {
+            PotentialKind::Pde => (0..k)
+                .map(|i| Self::slice(&tensors, i))
+                .collect::<Result<Vec<_>>>()?,
+            PotentialKind::Linear => Vec::new(),
+        };
         Ok(Self {
             cfg: cfg.clone(),
             tensors,
+            views,
             wave_speed,
             omega,
         })
@@ -262,8 +273,14 @@ impl Potentials {
     }
 
     fn mlp(&self, k: usize) -> Result<Mlp> {
-        let w: Vec<Tensor> = self
-            .tensors
+        self.views
+            .get(k)
+            .cloned()
+            .ok_or_else(|| Error::config(format!("potential {k} has no MLP")))
+    }
+
+    fn slice(tensors: &[Tensor], k: usize) -> Result<Mlp> {
+        let w: Vec<Tensor> = tensors
             .iter()
             .map(|t| t.narrow(0, k, 1)?.squeeze(0))
             .collect::<candle_core::Result<_>>()?;
