@@ -160,8 +160,8 @@ pub fn frame_ms(
     let z = sample_latents(g.prior(), 1, g.latent_dim(), &mut rng, device)?;
     let spec = crate::methods::PathSpec::single(0, steps);
     median_ms(reps, 3, || {
-        let path = flow.path(&z, &spec)?;
-        let last = path.z.last().cloned().unwrap_or_else(|| z.clone());
+        let path = flow.walk(&z, &spec)?;
+        let last = path.last().cloned().unwrap_or_else(|| z.clone());
         g.decode(&last)?.sum_all()?.to_vec0::<f32>()?;
         Ok(())
     })

@@ -43,23 +43,20 @@ pub fn potentials(args: super::BenchPotentialsArgs) -> Result<()> {
     let reps = args.reps.max(10);
     let figures = crate::bench::potential_bench(reps, &dev)?;
     let dir = args.model.unwrap_or_else(default_model_dir);
-    let g = load_generator(&dir, &dev)?;
-    // The shipped potentials when there are some; fresh ones of the default size otherwise
-    // (the time does not depend on the trained values).
-    let (pots, source) = match crate::store::find_potentials(&dir).first() {
-        Some(p) => (
-            crate::store::load_potentials(p, g.config.latent, &dev)?.potentials,
-            p.display().to_string(),
-        ),
+    let model = crate::worker::load_model(&dir, &dev)?;
+    let g = &model.generator;
+    // The shipped PDE potentials when there are some (load_model lists them first); fresh
+    // ones of the default size otherwise (the time does not depend on the trained values).
+    let (flow, source) = match model.methods.first() {
+        Some((info, flow)) => (flow.clone(), info.dir.display().to_string()),
         None => (
-            Potentials::new(
+            PotentialFlow::new(Potentials::new(
                 &crate::nn::Params::new(0, &dev),
                 &PotentialConfig::new(PotentialKind::Pde, 8, g.config.latent),
-            )?,
+            )?),
             "fresh".to_string(),
         ),
     };
-    let flow = PotentialFlow::new(pots);
     let frame = crate::bench::frame_ms(&g.model, &flow, 10, reps, &dev)?;
     let mut line = serde_json::to_value(&figures)?;
     if let Some(m) = line.as_object_mut() {

@@ -210,6 +210,11 @@ pub trait Traversal: Send + Sync {
     fn direction_name(&self, k: usize) -> String;
     /// The path from `z0` (B, d).
     fn path(&self, z0: &Tensor, spec: &PathSpec) -> Result<TraversalPath>;
+    /// Only the points z_0..z_T, without the per-step records (what a renderer that
+    /// draws no plots needs).
+    fn walk(&self, z0: &Tensor, spec: &PathSpec) -> Result<Vec<Tensor>> {
+        Ok(self.path(z0, spec)?.z)
+    }
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ impl Traversal for PotentialFlow {
         self.potentials.config().name(k)
     }
 
-    fn path(&self, z0: &Tensor, spec: &PathSpec) -> Result<TraversalPath> {
+    fn walk(&self, z0: &Tensor, spec: &PathSpec) -> Result<Vec<Tensor>> {
         spec.validate(self.directions())?;
         let b = z0.dim(0)?;
         let sign = if spec.negative {
@@ -59,7 +59,6 @@ impl Traversal for PotentialFlow {
         let dev = z0.device().clone();
         let mut z = z0.to_dtype(self.potentials.dtype())?;
         let mut path = vec![z.clone()];
-        // The walk needs only gradients (the cheap path)...
         for step in 0..spec.steps {
             let t = Tensor::full(step as f32, b, &dev)?.to_dtype(z.dtype())?;
             let mut velocity: Option<Tensor> = None;
@@ -76,6 +75,14 @@ impl Traversal for PotentialFlow {
             z = (&z + (velocity * sign)?)?;
             path.push(z.clone());
         }
+        Ok(path)
+    }
+
+    fn path(&self, z0: &Tensor, spec: &PathSpec) -> Result<TraversalPath> {
+        // The walk needs only gradients (the cheap path)...
+        let path = self.walk(z0, spec)?;
+        let b = z0.dim(0)?;
+        let dev = z0.device().clone();
         // ...and the records come from one batched evaluation of every point. The last
         // point is measured with the potentials of the last step.
         let n = spec.steps + 1;

@@ -156,6 +156,8 @@ pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate:
         };
         methods.push((info, flow));
     }
+    // The paper's method first (the app opens on it), then the baselines.
+    methods.sort_by_key(|(m, _)| m.method != "pde");
     Ok(Loaded { generator, methods })
 }
 
