@@ -10,6 +10,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod landscape;
 pub mod methods;
 pub mod models;
 pub mod nn;

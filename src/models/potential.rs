@@ -450,6 +450,29 @@ impl Potentials {
         Ok(grad_v.broadcast_mul(&one_minus_sq(&v.tanh()?)?.unsqueeze(1)?)?)
     }
 
+    /// The host-side weights of MLP potential `k` at time `t` for the landscape shader:
+    /// (Wz (H·d), [bz, h_t(t), b1, w2] (4H), W1 (H·H), b2), all f32 row-major.
+    pub fn shader_weights(&self, k: usize, t: f64) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, f32)> {
+        if self.cfg.kind != PotentialKind::Pde || k >= self.cfg.k {
+            return Err(Error::config(
+                "the landscape shader needs an existing MLP potential",
+            ));
+        }
+        let m = self.mlp(k)?;
+        let tt = Tensor::full(t, 1, self.omega.device())?.to_dtype(self.dtype())?;
+        let (e, _, _) = self.embed(&tt)?;
+        let pre = e.matmul(&m.wt1.t()?)?.broadcast_add(&m.bt1)?;
+        let ht = gelu(&pre)?
+            .matmul(&m.wt2.t()?)?
+            .broadcast_add(&m.bt2)?
+            .squeeze(0)?;
+        let f = |x: &Tensor| -> Result<Vec<f32>> {
+            Ok(x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+        };
+        let vecs = [f(&m.bz)?, f(&ht)?, f(&m.b1)?, f(&m.w2)?].concat();
+        Ok((f(&m.wz)?, vecs, f(&m.w1)?, f(&m.b2)?[0]))
+    }
+
     /// u of potential `k` at (z, t) (B).
     pub fn value(&self, z: &Tensor, t: &Tensor, k: usize) -> Result<Tensor> {
         self.check(z, k)?;
