@@ -26,6 +26,25 @@ pub struct Slice {
     pub n: usize,
 }
 
+/// Where to slice: the plane through `z` at time `t` for potential `k`.
+#[derive(Debug, Clone, Copy)]
+pub struct SliceSpec<'a> {
+    /// The centre (d).
+    pub z: &'a [f32],
+    /// Time of the potential.
+    pub t: f64,
+    /// Which potential.
+    pub k: usize,
+    /// The second direction (None: random from `seed`).
+    pub second: Option<&'a [f32]>,
+    /// Seed of the random second direction.
+    pub seed: u64,
+    /// Half the side of the square.
+    pub extent: f32,
+    /// Points per side.
+    pub n: usize,
+}
+
 fn normalise(v: &mut [f32]) -> f32 {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
@@ -37,16 +56,16 @@ fn normalise(v: &mut [f32]) -> f32 {
 impl Slice {
     /// The plane through `z` (d) spanned by ∇u^k(z, t) and `second` (made orthogonal; a
     /// random direction from `seed` when None or parallel).
-    pub fn through(
-        pots: &Potentials,
-        z: &[f32],
-        t: f64,
-        k: usize,
-        second: Option<&[f32]>,
-        seed: u64,
-        extent: f32,
-        n: usize,
-    ) -> Result<Self> {
+    pub fn through(pots: &Potentials, spec: &SliceSpec) -> Result<Self> {
+        let SliceSpec {
+            z,
+            t,
+            k,
+            second,
+            seed,
+            extent,
+            n,
+        } = *spec;
         let d = z.len();
         if n < 2 || !(extent.is_finite() && extent > 0.0) {
             return Err(Error::config(
@@ -95,10 +114,9 @@ impl Slice {
     /// The plane coordinates (a, b) of a latent code (its projection).
     pub fn project(&self, z: &[f32]) -> (f32, f32) {
         let (mut a, mut b) = (0.0, 0.0);
-        for q in 0..z.len().min(self.center.len()) {
-            let dz = z[q] - self.center[q];
-            a += dz * self.e1[q];
-            b += dz * self.e2[q];
+        for (((zq, cq), e1q), e2q) in z.iter().zip(&self.center).zip(&self.e1).zip(&self.e2) {
+            a += (zq - cq) * e1q;
+            b += (zq - cq) * e2q;
         }
         (a, b)
     }
@@ -133,7 +151,16 @@ mod tests {
         cfg.time_dim = 8;
         let pots = Potentials::new(&p, &cfg).unwrap();
         let z: Vec<f32> = (0..7).map(|i| (i as f32 * 0.37).sin()).collect();
-        let slice = Slice::through(&pots, &z, 2.0, 1, None, 5, 2.5, 17).unwrap();
+        let spec = SliceSpec {
+            z: &z,
+            t: 2.0,
+            k: 1,
+            second: None,
+            seed: 5,
+            extent: 2.5,
+            n: 17,
+        };
+        let slice = Slice::through(&pots, &spec).unwrap();
         let dot: f32 = slice.e1.iter().zip(&slice.e2).map(|(a, b)| a * b).sum();
         assert!(dot.abs() < 1e-5, "axes are orthogonal");
         assert_eq!(slice.project(&z), (0.0, 0.0));
