@@ -65,7 +65,8 @@ impl GpuLandscape {
                 "the landscape shader handles latent and hidden sizes up to {MAX_WIDTH}"
             )));
         }
-        let (wz, vecs, w1, b2) = pots.shader_weights(k, t)?;
+        let weights = pots.shader_weights(k, t)?;
+        let (wz, vecs, w1, b2) = (weights.wz, weights.vecs, weights.w1, weights.b2);
         let mut params = Vec::new();
         for x in [d as u32, h as u32, n as u32, u32::from(cfg.final_tanh)] {
             params.extend(x.to_le_bytes());

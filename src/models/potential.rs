@@ -124,6 +124,19 @@ impl PotentialConfig {
     }
 }
 
+/// One MLP potential at a fixed time, flattened for the landscape shader (f32, row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShaderWeights {
+    /// W_z (H·d).
+    pub wz: Vec<f32>,
+    /// b_z, h_t(t), b_1 and w_2, each H.
+    pub vecs: Vec<f32>,
+    /// W_1 (H·H).
+    pub w1: Vec<f32>,
+    /// b_2.
+    pub b2: f32,
+}
+
 /// What [`Potentials::eval`] computes, each per sample.
 #[derive(Debug, Clone)]
 pub struct PotentialEval {
@@ -450,9 +463,8 @@ impl Potentials {
         Ok(grad_v.broadcast_mul(&one_minus_sq(&v.tanh()?)?.unsqueeze(1)?)?)
     }
 
-    /// The host-side weights of MLP potential `k` at time `t` for the landscape shader:
-    /// (Wz (H·d), [bz, h_t(t), b1, w2] (4H), W1 (H·H), b2), all f32 row-major.
-    pub fn shader_weights(&self, k: usize, t: f64) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, f32)> {
+    /// The host-side weights of MLP potential `k` at time `t` for the landscape shader.
+    pub fn shader_weights(&self, k: usize, t: f64) -> Result<ShaderWeights> {
         if self.cfg.kind != PotentialKind::Pde || k >= self.cfg.k {
             return Err(Error::config(
                 "the landscape shader needs an existing MLP potential",
@@ -470,7 +482,12 @@ impl Potentials {
             Ok(x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
         };
         let vecs = [f(&m.bz)?, f(&ht)?, f(&m.b1)?, f(&m.w2)?].concat();
-        Ok((f(&m.wz)?, vecs, f(&m.w1)?, f(&m.b2)?[0]))
+        Ok(ShaderWeights {
+            wz: f(&m.wz)?,
+            vecs,
+            w1: f(&m.w1)?,
+            b2: f(&m.b2)?[0],
+        })
     }
 
     /// u of potential `k` at (z, t) (B).
