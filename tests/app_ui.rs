@@ -163,6 +163,12 @@ fn sliders_superpose_switch_and_snapshot() {
     h.state_mut().state.sliders[0] = 3.0;
     let g = generation(h.state());
     step_until(&mut h, "the snapshot frame", |a| generation(a) > g);
+    // The landscape: evaluated by the WGSL shader (llvmpipe here) and drawn with the path.
+    h.get_by_label("Show landscape").click_accesskit();
+    step_until(&mut h, "the landscape", |a| a.landscape.frame.is_some());
+    let f = h.state().landscape.frame.as_ref().unwrap();
+    assert_eq!(f.values.len(), f.n * f.n);
+    assert_eq!(f.path.len(), 4);
     // The status bar shows timings, which differ between runs: allow those pixels.
     let opts = SnapshotOptions::default().max_failed_pixels(4000);
     h.snapshot_options("main_window", &opts);

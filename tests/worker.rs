@@ -327,3 +327,27 @@ fn renamed_directions_are_saved_and_reloaded() {
     let text = std::fs::read_to_string(pots.join("manifest.json")).unwrap();
     assert!(text.contains("object hue"));
 }
+
+#[test]
+fn landscape_has_the_grid_and_the_projected_path() {
+    use latentflow::worker::LandscapeRequest;
+    let w = loaded_worker(model());
+    let req = LandscapeRequest {
+        render: request(9, &[0.0, 2.0, 0.0]),
+        k: 1,
+        extent: 2.0,
+        n: 24,
+    };
+    w.send(Command::Landscape(req));
+    let f = wait_for(&w, |e| match e {
+        Event::Landscape(f) => Some(*f),
+        Event::Error(e) => panic!("{e}"),
+        _ => None,
+    });
+    assert_eq!(f.values.len(), 24 * 24);
+    assert!(f.values.iter().all(|v| v.is_finite()));
+    assert_eq!(f.path.len(), 3);
+    // The slice is centred on the end of the path.
+    let (a, b) = f.path[2];
+    assert!(a.abs() < 1e-4 && b.abs() < 1e-4, "{a} {b}");
+}

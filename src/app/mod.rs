@@ -3,6 +3,7 @@
 //! export. All model work happens on the [`crate::worker`] thread; the UI builds a small
 //! [`RenderRequest`] each frame and sends it only when it changed.
 
+mod landscape;
 mod plots;
 pub mod state;
 mod training;
@@ -13,7 +14,9 @@ pub use state::AppState;
 use crate::cli::AppArgs;
 use crate::data::Image;
 use crate::store::default_model_dir;
-use crate::worker::{Command, Event, Frame, GifOptions, MethodInfo, RenderRequest, Switch, Worker};
+use crate::worker::{
+    Command, Event, Frame, GifOptions, LandscapeRequest, MethodInfo, RenderRequest, Switch, Worker,
+};
 use eframe::egui;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -33,6 +36,12 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
         options,
         Box::new(move |cc| {
             let mut app = App::new(&cc.egui_ctx, dir);
+            if let Some(rs) = &cc.wgpu_render_state {
+                app.worker.send(Command::UseGpu(Box::new((
+                    rs.device.clone(),
+                    rs.queue.clone(),
+                ))));
+            }
             if let Some(storage) = cc.storage
                 && let Some(saved) = eframe::get_value::<state::Persisted>(storage, eframe::APP_KEY)
             {
@@ -88,6 +97,9 @@ pub struct App {
     play_phase: f64,
     training: training::TrainingPanel,
     export: viewer::ExportPanel,
+    /// The landscape panel.
+    pub landscape: landscape::LandscapePanel,
+    last_landscape: Option<LandscapeRequest>,
     screenshot: Option<(PathBuf, u32)>,
     screenshot_done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     worker_restarts: u32,
@@ -120,6 +132,8 @@ impl App {
             play_phase: 0.0,
             training: training::TrainingPanel::default(),
             export: viewer::ExportPanel::default(),
+            landscape: landscape::LandscapePanel::default(),
+            last_landscape: None,
             screenshot: None,
             screenshot_done: Default::default(),
             worker_restarts: 0,
@@ -189,6 +203,26 @@ impl App {
         self.worker.send(Command::Render(req));
     }
 
+    /// Asks for the landscape when it is shown and its inputs changed.
+    fn send_landscape_if_changed(&mut self) {
+        if !self.landscape.show || self.model_dir.is_none() || self.methods.is_empty() {
+            return;
+        }
+        let mut render = self.request();
+        render.batch = 0;
+        let req = LandscapeRequest {
+            render,
+            k: self.landscape.k,
+            extent: self.landscape.extent,
+            n: self.landscape.n,
+        };
+        if self.last_landscape.as_ref() == Some(&req) {
+            return;
+        }
+        self.last_landscape = Some(req.clone());
+        self.worker.send(Command::Landscape(req));
+    }
+
     fn texture(ctx: &egui::Context, name: &str, img: &Image) -> egui::TextureHandle {
         ctx.load_texture(name, to_color_image(img), egui::TextureOptions::NEAREST)
     }
@@ -227,6 +261,7 @@ impl App {
                     }
                     self.methods = methods;
                     self.last_request = None;
+                    self.last_landscape = None;
                 }
                 Event::Frame(frame) => {
                     if frame.generation < self.frame.as_ref().map_or(0, |f| f.generation) {
@@ -253,6 +288,7 @@ impl App {
                     self.frame = Some(*frame);
                     got_frame = true;
                 }
+                Event::Landscape(f) => self.landscape.set(ctx, *f),
                 Event::Training(p) => self.training.on_progress(p),
                 Event::TrainingDone(result) => match self.training.on_done(result) {
                     Ok(msg) => self.status = msg,
@@ -554,6 +590,14 @@ impl App {
                     ui.separator();
                     plots::plot_ui(self, ui);
                     ui.separator();
+                    let k_total = self
+                        .methods
+                        .get(self.state.method)
+                        .map_or(0, |m| m.names.len());
+                    if k_total > 0 {
+                        self.landscape.ui(ui, k_total);
+                        ui.separator();
+                    }
                     let model_dir = self.model_dir.clone();
                     if let Some(cmd) = self.training.ui(ui, model_dir.as_deref()) {
                         self.worker.send(cmd);
@@ -566,6 +610,7 @@ impl App {
             });
         egui::CentralPanel::default().show(ui, |ui| viewer::viewer_ui(self, ui));
         self.send_if_changed();
+        self.send_landscape_if_changed();
         self.screenshot_step(&ctx);
     }
 

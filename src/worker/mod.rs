@@ -43,8 +43,50 @@ pub enum Command {
     },
     /// Export the traversal of a request as an animated GIF.
     ExportGif(RenderRequest, GifOptions),
+    /// Use this wgpu device (eframe's) for the landscape shader.
+    UseGpu(
+        Box<(
+            eframe::egui_wgpu::wgpu::Device,
+            eframe::egui_wgpu::wgpu::Queue,
+        )>,
+    ),
+    /// Evaluate the potential landscape around the current traversal.
+    Landscape(LandscapeRequest),
     /// Stop the thread.
     Shutdown,
+}
+
+/// A landscape request: the slice through the end point of `render`'s path, spanned by
+/// ∇u^k there and a random direction from the seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LandscapeRequest {
+    /// The traversal whose end point is the centre.
+    pub render: RenderRequest,
+    /// Which potential of the method.
+    pub k: usize,
+    /// Half the side of the square.
+    pub extent: f32,
+    /// Grid points per side.
+    pub n: usize,
+}
+
+/// An evaluated landscape.
+#[derive(Debug, Clone)]
+pub struct LandscapeFrame {
+    /// The render request's generation.
+    pub generation: u64,
+    /// Points per side.
+    pub n: usize,
+    /// Half the side.
+    pub extent: f32,
+    /// u on the grid, row j (second axis), column i (first axis).
+    pub values: Vec<f32>,
+    /// The traversal projected on the plane.
+    pub path: Vec<(f32, f32)>,
+    /// Whether the shader computed it (else the CPU).
+    pub on_gpu: bool,
+    /// Milliseconds.
+    pub ms: f64,
 }
 
 /// One set of potentials of the loaded model, as the UI lists it.
@@ -72,6 +114,8 @@ pub enum Event {
     },
     /// A rendered traversal.
     Frame(Box<Frame>),
+    /// An evaluated potential landscape.
+    Landscape(Box<LandscapeFrame>),
     /// Progress of the training job.
     Training(Progress),
     /// The training job ended: the folder it wrote, or why it stopped.
@@ -178,6 +222,8 @@ struct State {
     notify: Arc<dyn Fn() + Send + Sync>,
     training: Option<(CancelToken, std::thread::JoinHandle<()>)>,
     export: Option<std::thread::JoinHandle<()>>,
+    gpu: Option<crate::landscape::GpuLandscape>,
+    gpu_tried: bool,
 }
 
 impl State {
@@ -194,6 +240,8 @@ impl State {
             notify,
             training: None,
             export: None,
+            gpu: None,
+            gpu_tried: false,
         }
     }
 
@@ -209,6 +257,9 @@ impl State {
             let newest_render = pending
                 .iter()
                 .rposition(|c| matches!(c, Command::Render(_)));
+            let newest_landscape = pending
+                .iter()
+                .rposition(|c| matches!(c, Command::Landscape(_)));
             for (i, cmd) in pending.into_iter().enumerate() {
                 match cmd {
                     Command::Shutdown => {
@@ -226,6 +277,13 @@ impl State {
                         None => self.send(Event::Error("no training job is running".into())),
                     },
                     Command::ExportGif(req, opts) => self.start_export(req, opts),
+                    Command::UseGpu(pair) => {
+                        let (device, queue) = *pair;
+                        self.gpu = Some(crate::landscape::GpuLandscape::new(device, queue));
+                        self.gpu_tried = true;
+                    }
+                    Command::Landscape(req) if Some(i) == newest_landscape => self.landscape(&req),
+                    Command::Landscape(_) => {}
                     Command::RenameDirections { dir, names } => {
                         match crate::store::potentials::rename_directions(&dir, &names) {
                             Ok(()) => {
@@ -271,6 +329,22 @@ impl State {
         match render(model, req, &self.device) {
             Ok(frame) => self.send(Event::Frame(Box::new(frame))),
             Err(e) => self.send(Event::Error(format!("render failed: {e}"))),
+        }
+    }
+
+    fn landscape(&mut self, req: &LandscapeRequest) {
+        if !self.gpu_tried {
+            // Without eframe's device (tests, benchmarks) try a headless one once.
+            self.gpu_tried = true;
+            self.gpu = crate::landscape::GpuLandscape::headless().ok();
+        }
+        let Some(model) = self.model.clone() else {
+            self.send(Event::Error("no model is loaded".into()));
+            return;
+        };
+        match landscape(&model, req, self.gpu.as_ref(), &self.device) {
+            Ok(frame) => self.send(Event::Landscape(Box::new(frame))),
+            Err(e) => self.send(Event::Error(format!("landscape failed: {e}"))),
         }
     }
 
@@ -357,4 +431,65 @@ impl State {
             Err(e) => self.send(Event::Error(format!("cannot start the export: {e}"))),
         }
     }
+}
+
+/// Evaluates a landscape request (on the GPU when one is given and the potentials are MLPs).
+pub fn landscape(
+    model: &Loaded,
+    req: &LandscapeRequest,
+    gpu: Option<&crate::landscape::GpuLandscape>,
+    device: &candle_core::Device,
+) -> crate::Result<LandscapeFrame> {
+    use crate::landscape::{Slice, SliceSpec, cpu_grid};
+    let start = std::time::Instant::now();
+    let Some((_, flow)) = model.methods.get(req.render.method) else {
+        return Err(crate::Error::config("this model has no such potential set"));
+    };
+    let pots = flow.potentials();
+    let (path, _) = render::request_path(model, &req.render, device)?;
+    let rows: Vec<Vec<f32>> = path
+        .iter()
+        .map(|z| -> crate::Result<Vec<f32>> {
+            Ok(z.narrow(0, 0, 1)?
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1()?)
+        })
+        .collect::<crate::Result<_>>()?;
+    let Some(center) = rows.last() else {
+        return Err(crate::Error::config("empty path"));
+    };
+    let t = (rows.len() - 1) as f64;
+    let slice = Slice::through(
+        pots,
+        &SliceSpec {
+            z: center,
+            t,
+            k: req.k,
+            second: None,
+            seed: req.render.seed,
+            extent: req.extent,
+            n: req.n,
+        },
+    )?;
+    let gpu_values = match gpu {
+        Some(g) if pots.config().kind == crate::models::potential::PotentialKind::Pde => {
+            g.evaluate(pots, &slice, t, req.k).ok()
+        }
+        _ => None,
+    };
+    let on_gpu = gpu_values.is_some();
+    let values = match gpu_values {
+        Some(v) => v,
+        None => cpu_grid(pots, &slice, t, req.k)?,
+    };
+    Ok(LandscapeFrame {
+        generation: req.render.generation,
+        n: req.n,
+        extent: req.extent,
+        values,
+        path: rows.iter().map(|z| slice.project(z)).collect(),
+        on_gpu,
+        ms: start.elapsed().as_secs_f64() * 1e3,
+    })
 }

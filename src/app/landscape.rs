@@ -1,0 +1,136 @@
+//! The potential-landscape panel: u^k(·, t) on the plane through the current code spanned by
+//! ∇u^k and a random orthogonal direction, as a heat map with contour lines and the
+//! trajectory drawn on it. The worker evaluates it with the WGSL shader on eframe's wgpu
+//! device (or on the CPU when there is none).
+
+use crate::worker::LandscapeFrame;
+use eframe::egui;
+
+/// Panel state.
+pub struct LandscapePanel {
+    /// Whether the landscape is shown (and requested).
+    pub show: bool,
+    /// Which potential.
+    pub k: usize,
+    /// Half the side of the square.
+    pub extent: f32,
+    /// Points per side.
+    pub n: usize,
+    /// The newest evaluated landscape.
+    pub frame: Option<LandscapeFrame>,
+    texture: Option<egui::TextureHandle>,
+}
+
+impl Default for LandscapePanel {
+    fn default() -> Self {
+        Self {
+            show: false,
+            k: 0,
+            extent: 3.0,
+            n: 96,
+            frame: None,
+            texture: None,
+        }
+    }
+}
+
+/// A blue → white → red colour for s ∈ [0, 1], darkened on contour lines.
+fn colour(s: f32, contour: bool) -> egui::Color32 {
+    let s = s.clamp(0.0, 1.0);
+    let (r, g, b) = if s < 0.5 {
+        let a = s * 2.0;
+        (0.15 + 0.85 * a, 0.3 + 0.7 * a, 0.8 + 0.2 * a)
+    } else {
+        let a = (s - 0.5) * 2.0;
+        (1.0, 1.0 - 0.75 * a, 1.0 - 0.85 * a)
+    };
+    let k = if contour { 0.35 } else { 1.0 };
+    egui::Color32::from_rgb(
+        (r * k * 255.0) as u8,
+        (g * k * 255.0) as u8,
+        (b * k * 255.0) as u8,
+    )
+}
+
+/// The heat map of a landscape with 10 contour levels, as an image (row 0 = top = +b).
+pub fn heat_map(f: &LandscapeFrame) -> egui::ColorImage {
+    let n = f.n;
+    let (lo, hi) = f
+        .values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+    let range = (hi - lo).max(1e-12);
+    let level = |v: f32| ((v - lo) / range * 10.0).floor() as i32;
+    let mut pixels = Vec::with_capacity(n * n);
+    for row in 0..n {
+        let j = n - 1 - row;
+        for i in 0..n {
+            let v = f.values[j * n + i];
+            let right = (i + 1 < n).then(|| f.values[j * n + i + 1]);
+            let down = (j > 0).then(|| f.values[(j - 1) * n + i]);
+            let contour = [right, down]
+                .iter()
+                .flatten()
+                .any(|w| level(*w) != level(v));
+            pixels.push(colour((v - lo) / range, contour));
+        }
+    }
+    egui::ColorImage::new([n, n], pixels)
+}
+
+impl LandscapePanel {
+    /// Takes a new landscape.
+    pub fn set(&mut self, ctx: &egui::Context, frame: LandscapeFrame) {
+        self.texture =
+            Some(ctx.load_texture("landscape", heat_map(&frame), egui::TextureOptions::LINEAR));
+        self.frame = Some(frame);
+    }
+
+    /// The controls and the picture; `k_total` is the number of potentials.
+    pub fn ui(&mut self, ui: &mut egui::Ui, k_total: usize) {
+        ui.heading("Landscape");
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.show, "Show landscape")
+                .on_hover_text("u of one potential on the plane through the current code spanned by its gradient and a random direction");
+            ui.label("k");
+            ui.add(egui::DragValue::new(&mut self.k).range(0..=k_total.saturating_sub(1)))
+                .on_hover_text("Which potential");
+            ui.label("extent");
+            ui.add(egui::DragValue::new(&mut self.extent).speed(0.05).range(0.1..=20.0))
+                .on_hover_text("Half the side of the square, in latent units");
+        });
+        self.k = self.k.min(k_total.saturating_sub(1));
+        if !self.show {
+            return;
+        }
+        let (Some(tex), Some(f)) = (&self.texture, &self.frame) else {
+            ui.label("evaluating…");
+            return;
+        };
+        let side = ui.available_width().min(360.0);
+        let response = ui.image((tex.id(), egui::vec2(side, side)));
+        let rect = response.rect;
+        let to_screen = |(a, b): (f32, f32)| {
+            egui::pos2(
+                rect.left() + (a / f.extent * 0.5 + 0.5) * rect.width(),
+                rect.top() + (0.5 - b / f.extent * 0.5) * rect.height(),
+            )
+        };
+        let points: Vec<egui::Pos2> = f.path.iter().map(|p| to_screen(*p)).collect();
+        let painter = ui.painter_at(rect);
+        painter.add(egui::Shape::line(
+            points.clone(),
+            egui::Stroke::new(2.0, egui::Color32::BLACK),
+        ));
+        if let Some(last) = points.last() {
+            painter.circle_filled(*last, 4.0, egui::Color32::BLACK);
+        }
+        ui.label(format!(
+            "u(z_t, t) on the plane, {}×{} points, {:.1} ms on the {}",
+            f.n,
+            f.n,
+            f.ms,
+            if f.on_gpu { "GPU (WGSL)" } else { "CPU" }
+        ));
+    }
+}
