@@ -186,6 +186,23 @@ fn training_panel_gains_points_and_cancels() {
     step_until(&mut h, "the model", |a| a.model_dir.is_some());
     h.get_by_label("Start training").click_accesskit();
     step_until(&mut h, "loss points", |a| a.training_history_len() >= 2);
+    // Pause: no new points arrive while paused; resume continues.
+    h.get_by_label("Pause").click_accesskit();
+    h.step();
+    std::thread::sleep(Duration::from_millis(300));
+    h.step();
+    let paused_at = h.state().training_history_len();
+    std::thread::sleep(Duration::from_millis(500));
+    h.step();
+    assert_eq!(
+        h.state().training_history_len(),
+        paused_at,
+        "no progress while paused"
+    );
+    h.get_by_label("Resume").click_accesskit();
+    step_until(&mut h, "progress after resuming", |a| {
+        a.training_history_len() > paused_at
+    });
     h.get_by_label("Cancel").click_accesskit();
     step_until(&mut h, "the cancel", |a| a.status.contains("cancelled"));
     assert!(h.state().status_is_error, "{}", h.state().status);

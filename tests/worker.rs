@@ -332,13 +332,14 @@ fn renamed_directions_are_saved_and_reloaded() {
 fn landscape_has_the_grid_and_the_projected_path() {
     use latentflow::worker::LandscapeRequest;
     let w = loaded_worker(model());
-    let req = LandscapeRequest {
+    let mut req = LandscapeRequest {
         render: request(9, &[0.0, 2.0, 0.0]),
         k: 1,
+        second: None,
         extent: 2.0,
         n: 24,
     };
-    w.send(Command::Landscape(req));
+    w.send(Command::Landscape(req.clone()));
     let f = wait_for(&w, |e| match e {
         Event::Landscape(f) => Some(*f),
         Event::Error(e) => panic!("{e}"),
@@ -350,4 +351,14 @@ fn landscape_has_the_grid_and_the_projected_path() {
     // The slice is centred on the end of the path.
     let (a, b) = f.path[2];
     assert!(a.abs() < 1e-4 && b.abs() < 1e-4, "{a} {b}");
+    // A chosen second axis gives another slice.
+    req.second = Some(2);
+    req.render.generation = 10;
+    w.send(Command::Landscape(req));
+    let g = wait_for(&w, |e| match e {
+        Event::Landscape(f) => Some(*f),
+        Event::Error(e) => panic!("{e}"),
+        _ => None,
+    });
+    assert_ne!(g.values, f.values);
 }

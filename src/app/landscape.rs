@@ -12,6 +12,8 @@ pub struct LandscapePanel {
     pub show: bool,
     /// Which potential.
     pub k: usize,
+    /// The second axis: another potential's gradient, or random when None.
+    pub second: Option<usize>,
     /// Half the side of the square.
     pub extent: f32,
     /// Points per side.
@@ -26,6 +28,7 @@ impl Default for LandscapePanel {
         Self {
             show: false,
             k: 0,
+            second: None,
             extent: 3.0,
             n: 96,
             frame: None,
@@ -98,6 +101,20 @@ impl LandscapePanel {
             ui.label("extent");
             ui.add(egui::DragValue::new(&mut self.extent).speed(0.05).range(0.1..=20.0))
                 .on_hover_text("Half the side of the square, in latent units");
+        });
+        ui.horizontal(|ui| {
+            let mut chosen = self.second.is_some();
+            ui.checkbox(&mut chosen, "second axis from potential")
+                .on_hover_text(
+                    "Span the plane with this potential's gradient instead of a random direction",
+                );
+            let mut j = self.second.unwrap_or(0);
+            ui.add_enabled(
+                chosen,
+                egui::DragValue::new(&mut j).range(0..=k_total.saturating_sub(1)),
+            )
+            .on_hover_text("The potential whose gradient is the second axis");
+            self.second = chosen.then_some(j.min(k_total.saturating_sub(1)));
         });
         self.k = self.k.min(k_total.saturating_sub(1));
         if !self.show {

@@ -47,6 +47,10 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
             {
                 app.restore_persisted(saved);
             }
+            if let Some(k) = args.landscape {
+                app.landscape.show = true;
+                app.landscape.k = k;
+            }
             if let Some(path) = &args.restore {
                 app.restore_from(path);
             }
@@ -213,6 +217,7 @@ impl App {
         let req = LandscapeRequest {
             render,
             k: self.landscape.k,
+            second: self.landscape.second,
             extent: self.landscape.extent,
             n: self.landscape.n,
         };

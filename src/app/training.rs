@@ -21,6 +21,7 @@ pub struct TrainingPanel {
     log_jacobian: bool,
     folder: String,
     running: bool,
+    paused: bool,
     started: Option<Instant>,
     first_iteration: u64,
     /// (iteration, total) of the newest report.
@@ -47,6 +48,7 @@ impl Default for TrainingPanel {
             log_jacobian: true,
             folder: "potentials-new".into(),
             running: false,
+            paused: false,
             started: None,
             first_iteration: 0,
             position: (0, 0),
@@ -87,6 +89,7 @@ impl TrainingPanel {
         result: Result<std::path::PathBuf, String>,
     ) -> Result<String, String> {
         self.running = false;
+        self.paused = false;
         match result {
             Ok(dir) => {
                 self.message = format!("saved {}", dir.display());
@@ -161,11 +164,21 @@ impl TrainingPanel {
         });
         ui.horizontal(|ui| {
             if self.running {
+                let label = if self.paused { "Resume" } else { "Pause" };
+                if ui
+                    .button(label)
+                    .on_hover_text("Pause or resume the training job")
+                    .clicked()
+                {
+                    self.paused = !self.paused;
+                    command = Some(Command::PauseTraining(self.paused));
+                }
                 if ui
                     .button("Cancel")
                     .on_hover_text("Stop; the last checkpoint is kept")
                     .clicked()
                 {
+                    self.paused = false;
                     command = Some(Command::CancelTraining);
                 }
             } else if ui

@@ -65,6 +65,9 @@ pub struct AppArgs {
     /// Restore the state saved in a PNG or GIF exported by latentflow.
     #[arg(long)]
     pub restore: Option<PathBuf>,
+    /// Open with the landscape of this potential shown.
+    #[arg(long)]
+    pub landscape: Option<usize>,
 }
 
 /// `dataset` subcommands.

@@ -336,6 +336,7 @@ pub fn train_generator(
     };
 
     while iteration < cfg.iters {
+        cancel.wait_while_paused();
         if cancel.is_cancelled() {
             save(
                 iteration,

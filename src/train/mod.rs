@@ -14,9 +14,9 @@ pub use generator::{GeneratorTrainConfig, TrainSummary, train_generator};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A shared flag that asks a running job to stop at the next iteration.
+/// Shared flags that ask a running job to stop, or to pause, at the next iteration.
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken(Arc<AtomicBool>, Arc<AtomicBool>);
 
 impl CancelToken {
     /// A token that is not cancelled.
@@ -30,6 +30,20 @@ impl CancelToken {
     /// Whether stopping was asked for.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+    /// Pauses (true) or resumes (false) the job.
+    pub fn set_paused(&self, paused: bool) {
+        self.1.store(paused, Ordering::SeqCst);
+    }
+    /// Whether the job is asked to pause.
+    pub fn is_paused(&self) -> bool {
+        self.1.load(Ordering::SeqCst)
+    }
+    /// Blocks while paused (returns at once when cancelled); jobs call it each iteration.
+    pub fn wait_while_paused(&self) {
+        while self.is_paused() && !self.is_cancelled() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 

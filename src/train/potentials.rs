@@ -473,6 +473,7 @@ pub fn train_potentials(
     let start = Instant::now();
     let mut window = Vec::new();
     while iteration < cfg.iters {
+        cancel.wait_while_paused();
         if cancel.is_cancelled() {
             saver.save(
                 iteration,

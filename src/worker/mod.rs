@@ -34,6 +34,8 @@ pub enum Command {
     Train(Box<PotentialTrainConfig>),
     /// Cancel the training job (it keeps its last checkpoint).
     CancelTraining,
+    /// Pause (true) or resume (false) the training job.
+    PauseTraining(bool),
     /// Rename the directions of a potential set (written to its manifest), then reload.
     RenameDirections {
         /// The potential set's folder.
@@ -64,6 +66,9 @@ pub struct LandscapeRequest {
     pub render: RenderRequest,
     /// Which potential of the method.
     pub k: usize,
+    /// The second axis: the gradient of this potential (made orthogonal), or a random
+    /// direction from the seed when None.
+    pub second: Option<usize>,
     /// Half the side of the square.
     pub extent: f32,
     /// Grid points per side.
@@ -272,6 +277,10 @@ impl State {
                     Command::Render(req) if Some(i) == newest_render => self.render(&req),
                     Command::Render(_) => {} // superseded by a newer request
                     Command::Train(cfg) => self.start_training(*cfg),
+                    Command::PauseTraining(paused) => match &self.training {
+                        Some((token, _)) => token.set_paused(paused),
+                        None => self.send(Event::Error("no training job is running".into())),
+                    },
                     Command::CancelTraining => match &self.training {
                         Some((cancel, _)) => cancel.cancel(),
                         None => self.send(Event::Error("no training job is running".into())),
@@ -460,13 +469,27 @@ pub fn landscape(
         return Err(crate::Error::config("empty path"));
     };
     let t = (rows.len() - 1) as f64;
+    let second: Option<Vec<f32>> = match req.second {
+        Some(j) => {
+            let z = candle_core::Tensor::new(center.as_slice(), device)?.unsqueeze(0)?;
+            let z = z.to_dtype(pots.dtype())?;
+            let tt = candle_core::Tensor::full(t, 1, device)?.to_dtype(pots.dtype())?;
+            let g = pots.grad(&z, &tt, j)?;
+            Some(
+                g.to_dtype(candle_core::DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()?,
+            )
+        }
+        None => None,
+    };
     let slice = Slice::through(
         pots,
         &SliceSpec {
             z: center,
             t,
             k: req.k,
-            second: None,
+            second: second.as_deref(),
             seed: req.render.seed,
             extent: req.extent,
             n: req.n,
