@@ -258,6 +258,13 @@ impl App {
                     }
                     self.model_dir = Some(dir);
                     self.description = description;
+                    if let Some(folder) = &self.state.method_folder
+                        && let Some(i) = methods
+                            .iter()
+                            .position(|m| m.dir.file_name().is_some_and(|f| f == folder.as_str()))
+                    {
+                        self.state.method = i;
+                    }
                     self.state.method = self.state.method.min(methods.len().saturating_sub(1));
                     let k = methods.get(self.state.method).map_or(0, |m| m.names.len());
                     self.state.sliders.resize(k, 0.0);
@@ -408,9 +415,14 @@ impl App {
         let Some(model) = &self.model_dir else {
             return String::new();
         };
+        let mut state = self.state.clone();
+        state.method_folder = self
+            .methods
+            .get(state.method)
+            .and_then(|m| m.dir.file_name().map(|f| f.to_string_lossy().into_owned()));
         let saved = state::Saved {
             model: std::fs::canonicalize(model).unwrap_or_else(|_| model.clone()),
-            state: self.state.clone(),
+            state,
         };
         serde_json::to_string(&saved).unwrap_or_default()
     }

@@ -20,6 +20,10 @@ pub struct AppState {
     pub seed: u64,
     /// Index of the potential set.
     pub method: usize,
+    /// Folder name of the potential set (wins over `method` when the model has it: indexes
+    /// shift when sets are added).
+    #[serde(default)]
+    pub method_folder: Option<String>,
     /// One time per potential, in [−max_t, max_t].
     pub sliders: Vec<f64>,
     /// Slider range T.
@@ -45,6 +49,7 @@ impl Default for AppState {
         Self {
             seed: 0,
             method: 0,
+            method_folder: None,
             sliders: Vec::new(),
             max_t: 10.0,
             step_scale: 1.0,

@@ -90,6 +90,10 @@ pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
         .on_hover_text("Which set of potentials moves the code");
     if chosen != app.state.method {
         app.state.method = chosen;
+        app.state.method_folder = app.methods[chosen]
+            .dir
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned());
         app.state.sliders = vec![0.0; app.methods[chosen].names.len()];
         app.state.clamp_switch(app.methods[chosen].names.len());
     }

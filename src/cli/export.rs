@@ -54,6 +54,11 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
         state: crate::app::AppState {
             seed: args.seed,
             method,
+            method_folder: model.methods[method]
+                .0
+                .dir
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned()),
             sliders: req.sliders.clone(),
             max_t: args.steps as f64,
             ..Default::default()
