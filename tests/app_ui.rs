@@ -233,3 +233,23 @@ fn a_corrupt_model_shows_an_error_and_the_old_one_keeps_working() {
     step_until(&mut h, "a frame from the old model", |a| generation(a) > g);
     assert_eq!(h.state().model_dir.as_deref(), Some(model()));
 }
+
+#[test]
+fn a_dead_worker_is_reported_and_replaced() {
+    let mut h = harness(model());
+    step_until(&mut h, "the first frame", |a| a.frame.is_some());
+    // The worker thread ends (as after a panic): the app must say so and start a new one
+    // on the last model.
+    h.state()
+        .send_command(latentflow::worker::Command::Shutdown);
+    step_until(&mut h, "the restart message", |a| {
+        a.status.contains("restarted")
+    });
+    assert!(h.state().status_is_error);
+    step_until(&mut h, "the model reloaded", |a| {
+        !a.status.contains("restarted") || !a.methods.is_empty()
+    });
+    h.state_mut().state.sliders[1] = 1.0;
+    let g = generation(h.state());
+    step_until(&mut h, "a frame from the new worker", |a| generation(a) > g);
+}

@@ -668,6 +668,11 @@ impl App {
         }
     }
 
+    /// Sends a command to the worker directly (scripting and tests).
+    pub fn send_command(&self, cmd: Command) {
+        self.worker.send(cmd);
+    }
+
     /// Saves new names for the directions of the potential set in `dir`.
     pub fn rename(&mut self, dir: PathBuf, names: Vec<String>) {
         self.worker.send(Command::RenameDirections { dir, names });
