@@ -7,72 +7,13 @@ use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
 use latentflow::app::App;
-use std::path::{Path, PathBuf};
-use std::process::Command as Process;
-use std::sync::OnceLock;
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn ok(args: &[&str]) {
-    let out = Process::new(env!("CARGO_BIN_EXE_latentflow"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
-
-/// A tiny scenes generator with 3 tiny PDE potentials, built once.
 fn model() -> &'static Path {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, dir) = DIR.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("m");
-        ok(&[
-            "train-generator",
-            "--dataset",
-            "scenes",
-            "--latent",
-            "4",
-            "--base",
-            "8",
-            "--iters",
-            "2",
-            "--batch-size",
-            "4",
-            "--seed",
-            "2",
-            "--out",
-            s(&dir),
-        ]);
-        ok(&[
-            "train-potentials",
-            "--generator",
-            s(&dir),
-            "--k",
-            "3",
-            "--steps",
-            "3",
-            "--iters",
-            "3",
-            "--batch-size",
-            "3",
-            "--hidden",
-            "8",
-            "--time-dim",
-            "4",
-            "--seed",
-            "2",
-        ]);
-        (tmp, dir)
-    });
-    dir
+    common::tiny_model()
 }
 
 fn harness(dir: &Path) -> Harness<'static, App> {

@@ -3,40 +3,11 @@
 //! overwritten.
 
 use latentflow::store::tensors::{load_safetensors, save_safetensors};
+mod common;
+
+use common::{fails, latentflow, ok, s};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
-
-fn latentflow(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_latentflow"))
-        .args(args)
-        .output();
-    match out {
-        Ok(out) => out,
-        Err(e) => panic!("cannot run latentflow: {e}"),
-    }
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = latentflow(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?} failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs a command that must fail and returns its (single-line) error message.
-fn fails(args: &[&str]) -> String {
-    let out = latentflow(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-    stderr
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
 
 /// A tiny sprites VAE trained once for all tests (4 iterations, base width 8).
 fn tiny_model() -> &'static Path {

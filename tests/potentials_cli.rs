@@ -1,44 +1,11 @@
 //! Potentials from the command line: training, traversal strips and JSON, switching and
 //! superposition, the VP score, and bad input.
 
+mod common;
+
+use common::{fails, ok, s};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
-
-fn latentflow(args: &[&str]) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_latentflow"))
-        .args(args)
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => panic!("cannot run latentflow: {e}"),
-    }
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = latentflow(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = latentflow(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let e = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert!(
-        e.starts_with("error: ") && e.lines().count() == 1,
-        "{args:?}: {e}"
-    );
-    e
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
 
 /// A tiny generator with tiny PDE potentials inside (trained once for all tests).
 fn model() -> &'static Path {

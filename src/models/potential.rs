@@ -443,6 +443,17 @@ impl Potentials {
                 .contiguous()?);
         }
         let m = self.mlp(k)?;
+        let (hz, h1, v) = self.forward(&m, z, t)?;
+        let back_h1 = one_minus_sq(&h1)?.broadcast_mul(&m.w2)?.matmul(&m.w1)?;
+        let grad_v = (back_h1 * one_minus_sq(&hz)?)?.matmul(&m.wz)?;
+        if !self.cfg.final_tanh {
+            return Ok(grad_v);
+        }
+        Ok(grad_v.broadcast_mul(&one_minus_sq(&v.tanh()?)?.unsqueeze(1)?)?)
+    }
+
+    /// The plain forward pass of one MLP: h_z, h_1 and v (before the final tanh).
+    fn forward(&self, m: &Mlp, z: &Tensor, t: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let hz = z.matmul(&m.wz.t()?)?.broadcast_add(&m.bz)?.tanh()?;
         let (e, _, _) = self.embed(t)?;
         let pre = e.matmul(&m.wt1.t()?)?.broadcast_add(&m.bt1)?;
@@ -451,16 +462,11 @@ impl Potentials {
             .matmul(&m.w1.t()?)?
             .broadcast_add(&m.b1)?
             .tanh()?;
-        let back_h1 = one_minus_sq(&h1)?.broadcast_mul(&m.w2)?.matmul(&m.w1)?;
-        let grad_v = (back_h1 * one_minus_sq(&hz)?)?.matmul(&m.wz)?;
-        if !self.cfg.final_tanh {
-            return Ok(grad_v);
-        }
         let v = h1
             .matmul(&m.w2.unsqueeze(1)?)?
             .squeeze(1)?
             .broadcast_add(&m.b2)?;
-        Ok(grad_v.broadcast_mul(&one_minus_sq(&v.tanh()?)?.unsqueeze(1)?)?)
+        Ok((hz, h1, v))
     }
 
     /// The host-side weights of MLP potential `k` at time `t` for the landscape shader.
@@ -498,18 +504,7 @@ impl Potentials {
             return Ok(z.broadcast_mul(&a)?.sum(1)?);
         }
         let m = self.mlp(k)?;
-        let hz = z.matmul(&m.wz.t()?)?.broadcast_add(&m.bz)?.tanh()?;
-        let (e, _, _) = self.embed(t)?;
-        let pre = e.matmul(&m.wt1.t()?)?.broadcast_add(&m.bt1)?;
-        let ht = gelu(&pre)?.matmul(&m.wt2.t()?)?.broadcast_add(&m.bt2)?;
-        let h1 = (&hz + &ht)?
-            .matmul(&m.w1.t()?)?
-            .broadcast_add(&m.b1)?
-            .tanh()?;
-        let v = h1
-            .matmul(&m.w2.unsqueeze(1)?)?
-            .squeeze(1)?
-            .broadcast_add(&m.b2)?;
+        let (_, _, v) = self.forward(&m, z, t)?;
         Ok(if self.cfg.final_tanh { v.tanh()? } else { v })
     }
 

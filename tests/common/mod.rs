@@ -1,0 +1,92 @@
+//! Helpers shared by the integration tests: running the binary, and a tiny model with
+//! potentials built once per test binary.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Runs `latentflow` with `args`.
+pub fn latentflow(args: &[&str]) -> Output {
+    match Command::new(env!("CARGO_BIN_EXE_latentflow"))
+        .args(args)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!("cannot run latentflow: {e}"),
+    }
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = latentflow(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command that must fail with a one-line `error: ...`; returns that line.
+pub fn fails(args: &[&str]) -> String {
+    let out = latentflow(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let e = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(e.starts_with("error: "), "{args:?}: {e}");
+    assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+    e
+}
+
+/// A path as &str.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// A tiny scenes generator (latent 4, base 8) with 3 tiny PDE potentials in
+/// `potentials-pde`, trained once per test binary.
+pub fn tiny_model() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, dir) = DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tmp.path().join("m");
+        ok(&[
+            "train-generator",
+            "--dataset",
+            "scenes",
+            "--latent",
+            "4",
+            "--base",
+            "8",
+            "--iters",
+            "2",
+            "--batch-size",
+            "4",
+            "--seed",
+            "2",
+            "--out",
+            s(&dir),
+        ]);
+        ok(&[
+            "train-potentials",
+            "--generator",
+            s(&dir),
+            "--k",
+            "3",
+            "--steps",
+            "3",
+            "--iters",
+            "3",
+            "--batch-size",
+            "3",
+            "--hidden",
+            "8",
+            "--time-dim",
+            "4",
+            "--seed",
+            "2",
+        ]);
+        (tmp, dir)
+    });
+    dir
+}
