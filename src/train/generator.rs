@@ -8,14 +8,14 @@
 use super::batches::{BatchStream, batch_indices, load_batch};
 use super::losses::{bce_with_logits, gaussian_kl};
 use super::state::{LogRow, STATE_FILE, TrainState, write_log_csv};
-use super::{CancelToken, Progress};
+use super::{CancelToken, Progress, job};
 use crate::data::{self, Dataset, Image, image::grid};
 use crate::models::images::to_images;
 use crate::models::{
     Discriminator, Gan, Generator, GeneratorConfig, GeneratorKind, Vae, randn, sample_latents,
 };
 use crate::nn::{Adam, Params};
-use crate::store::{self, Manifest, atomic, manifest::Training};
+use crate::store::{self, Manifest, manifest::Training};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor, Var};
 use rand::SeedableRng;
@@ -283,37 +283,16 @@ pub fn train_generator(
     arch.validate()?;
 
     let out = &cfg.out;
-    let state_path = out.join(STATE_FILE);
-    if !cfg.restart && !state_path.exists() && out.join(store::MANIFEST_FILE).exists() {
-        return Err(Error::config(format!(
-            "{} already holds a model; choose another --out or pass --restart to overwrite it",
-            out.display()
-        )));
-    }
-    atomic::check_writable(out)?;
-
+    let resumed = job::prepare(out, "a model", cfg.restart, &cfg.fingerprint(), device)?;
     let params = Params::new(cfg.seed, device);
     let mut trainer = Trainer::new(&params, &arch, cfg.learning_rate())?;
-    let (mut iteration, mut elapsed_prev, mut log) = (0u64, 0.0, Vec::new());
-    if state_path.exists() && !cfg.restart {
-        let state = TrainState::load(&state_path, device)?;
-        if state.settings != cfg.fingerprint() {
-            return Err(Error::config(format!(
-                "{} holds a run with other settings ({}); pass --restart to start over or choose another --out",
-                out.display(),
-                state.settings
-            )));
+    let first = match &resumed {
+        Some(state) => {
+            restore(&params, &mut trainer, state)?;
+            state.iteration
         }
-        restore(&params, &mut trainer, &state)?;
-        (iteration, elapsed_prev, log) = (state.iteration, state.elapsed_s, state.log);
-    }
-    let resumed_from = iteration;
-    progress(Progress::Started {
-        iteration,
-        total: cfg.iters,
-    });
-
-    let start = Instant::now();
+        None => 0,
+    };
     let fixed_z = sample_latents(
         arch.prior,
         64,
@@ -321,87 +300,58 @@ pub fn train_generator(
         &mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed),
         device,
     )?;
-    let stream = BatchStream::new(ds.clone(), cfg.batch_size, cfg.seed, iteration, cfg.iters);
-    let mut window: Vec<Vec<(String, f64)>> = Vec::new();
-    let save = |iteration: u64, trainer: &mut Trainer, log: &[LogRow], elapsed: f64| {
-        let ctx = SaveContext {
+    let mut run = GeneratorJob {
+        trainer,
+        stream: BatchStream::new(ds.clone(), cfg.batch_size, cfg.seed, first, cfg.iters),
+        ctx: SaveContext {
             cfg,
             arch: &arch,
             params: &params,
             ds: ds.as_ref(),
             fixed_z: &fixed_z,
             device,
-        };
-        ctx.save(iteration, trainer, log, elapsed)
+        },
     };
+    let spec = job::LoopSpec {
+        iters: cfg.iters,
+        log_every: cfg.log_every,
+        checkpoint_every: cfg.checkpoint_every,
+        batch_size: cfg.batch_size,
+        out,
+    };
+    let o = job::run(&mut run, spec, resumed, cancel, progress)?;
+    Ok(TrainSummary {
+        iterations: o.iterations,
+        resumed_from: o.resumed_from,
+        elapsed_s: o.elapsed_s,
+        metrics: o.metrics,
+        images_per_s: o.items_per_s,
+    })
+}
 
-    while iteration < cfg.iters {
-        cancel.wait_while_paused();
-        if cancel.is_cancelled() {
-            save(
-                iteration,
-                &mut trainer,
-                &log,
-                elapsed_prev + start.elapsed().as_secs_f64(),
-            )?;
-            progress(Progress::Checkpoint { iteration });
-            return Err(Error::Cancelled);
-        }
-        let x = stream.next(device)?;
+/// The generator run as [`job::run`] drives it.
+struct GeneratorJob<'a> {
+    trainer: Trainer,
+    stream: BatchStream,
+    ctx: SaveContext<'a>,
+}
+
+impl job::Steps for GeneratorJob<'_> {
+    fn step(&mut self, iteration: u64) -> Result<Vec<(String, f64)>> {
+        let cfg = self.ctx.cfg;
+        let x = self.stream.next(self.ctx.device)?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
         rng.set_stream(iteration);
         let beta = match cfg.kl_warmup {
             0 => cfg.beta,
             w => cfg.beta * ((iteration + 1) as f64 / w as f64).min(1.0),
         };
-        let values = trainer.step(&x, beta, &mut rng).map_err(|e| {
-            Error::config(format!(
-                "training stopped at iteration {}: {e}; the last good checkpoint in {} is kept",
-                iteration + 1,
-                out.display()
-            ))
-        })?;
-        iteration += 1;
-        window.push(values);
-        let elapsed = elapsed_prev + start.elapsed().as_secs_f64();
-        if iteration % cfg.log_every == 0 || iteration == cfg.iters {
-            let values = mean_values(&window);
-            window.clear();
-            let done = (iteration - resumed_from) as f64;
-            let images_per_s =
-                done * cfg.batch_size as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            log.push(LogRow {
-                iteration,
-                elapsed_s: elapsed,
-                values: values.clone(),
-            });
-            progress(Progress::Iteration {
-                iteration,
-                total: cfg.iters,
-                losses: values,
-                images_per_s,
-            });
-        }
-        if iteration % cfg.checkpoint_every == 0 || iteration == cfg.iters {
-            save(iteration, &mut trainer, &log, elapsed)?;
-            progress(Progress::Checkpoint { iteration });
-        }
+        self.trainer.step(&x, beta, &mut rng)
     }
-    if resumed_from == cfg.iters {
-        // Nothing left to do, but make sure the exported files exist.
-        save(iteration, &mut trainer, &log, elapsed_prev)?;
+
+    fn save(&mut self, iteration: u64, log: &[LogRow], elapsed_s: f64) -> Result<()> {
+        self.ctx.save(iteration, &mut self.trainer, log, elapsed_s)
     }
-    let run_s = start.elapsed().as_secs_f64();
-    Ok(TrainSummary {
-        iterations: iteration,
-        resumed_from,
-        elapsed_s: elapsed_prev + run_s,
-        metrics: log
-            .last()
-            .map(|r| r.values.iter().cloned().collect())
-            .unwrap_or_default(),
-        images_per_s: (iteration - resumed_from) as f64 * cfg.batch_size as f64 / run_s.max(1e-9),
-    })
 }
 
 pub(crate) fn mean_values(window: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {

@@ -5,6 +5,7 @@
 
 pub mod batches;
 pub mod generator;
+pub mod job;
 pub mod losses;
 pub mod potentials;
 pub mod state;

@@ -20,9 +20,8 @@
 //! together. A negative step (z_{t+1} = z_t − ∇u, the reflection of the forward step about
 //! z_t) keeps the same label, so a potential has to mean the same thing both ways.
 
-use super::generator::mean_values;
 use super::state::{LogRow, STATE_FILE, TrainState, write_log_csv};
-use super::{CancelToken, Progress};
+use super::{CancelToken, Progress, job};
 use crate::data::image::grid;
 use crate::methods::{PathSpec, PotentialFlow, Traversal};
 use crate::models::classifier::{PairClassifier, cross_entropy};
@@ -31,7 +30,7 @@ use crate::models::potential::{PotentialConfig, PotentialKind, Potentials};
 use crate::models::{Generator, sample_latents};
 use crate::nn::{Adam, Params};
 use crate::store::manifest::{Manifest, Training};
-use crate::store::{self, LoadedGenerator, atomic};
+use crate::store::{self, LoadedGenerator};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use rand::seq::SliceRandom;
@@ -40,7 +39,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// Weights of the four loss terms.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -429,34 +427,12 @@ pub fn train_potentials(
     let arch = cfg.architecture(generator.config.latent);
     arch.validate()?;
     let out = &cfg.out;
-    let state_path = out.join(STATE_FILE);
-    if !cfg.restart && !state_path.exists() && out.join(store::MANIFEST_FILE).exists() {
-        return Err(Error::config(format!(
-            "{} already holds potentials; choose another --out or pass --restart to overwrite them",
-            out.display()
-        )));
-    }
-    atomic::check_writable(out)?;
+    let resumed = job::prepare(out, "potentials", cfg.restart, &cfg.fingerprint(), device)?;
     let (channels, size) = (generator.config.channels, generator.config.image_size);
     let mut trainer = PotentialTrainer::new(&arch, channels, size, cfg.lr, cfg.seed, device)?;
-    let (mut iteration, mut elapsed_prev, mut log) = (0u64, 0.0, Vec::<LogRow>::new());
-    if state_path.exists() && !cfg.restart {
-        let state = TrainState::load(&state_path, device)?;
-        if state.settings != cfg.fingerprint() {
-            return Err(Error::config(format!(
-                "{} holds a run with other settings ({}); pass --restart to start over or choose another --out",
-                out.display(),
-                state.settings
-            )));
-        }
-        trainer.restore(&state)?;
-        (iteration, elapsed_prev, log) = (state.iteration, state.elapsed_s, state.log);
+    if let Some(state) = &resumed {
+        trainer.restore(state)?;
     }
-    let resumed_from = iteration;
-    progress(Progress::Started {
-        iteration,
-        total: cfg.iters,
-    });
     let strip_z = sample_latents(
         generator.config.prior,
         1,
@@ -464,72 +440,49 @@ pub fn train_potentials(
         &mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x57a1),
         device,
     )?;
-    let saver = Saver {
-        cfg,
-        arch: &arch,
-        generator: &generator,
-        strip_z: &strip_z,
+    let mut run = PotentialJob {
+        trainer,
+        saver: Saver {
+            cfg,
+            arch: &arch,
+            generator: &generator,
+            strip_z: &strip_z,
+        },
     };
-    let start = Instant::now();
-    let mut window = Vec::new();
-    while iteration < cfg.iters {
-        cancel.wait_while_paused();
-        if cancel.is_cancelled() {
-            saver.save(
-                iteration,
-                &trainer,
-                &log,
-                elapsed_prev + start.elapsed().as_secs_f64(),
-            )?;
-            progress(Progress::Checkpoint { iteration });
-            return Err(Error::Cancelled);
-        }
+    let spec = job::LoopSpec {
+        iters: cfg.iters,
+        log_every: cfg.log_every,
+        checkpoint_every: cfg.checkpoint_every,
+        batch_size: cfg.batch_size,
+        out,
+    };
+    let o = job::run(&mut run, spec, resumed, cancel, progress)?;
+    Ok(PotentialTrainSummary {
+        iterations: o.iterations,
+        resumed_from: o.resumed_from,
+        elapsed_s: o.elapsed_s,
+        metrics: o.metrics,
+    })
+}
+
+/// The potential run as [`job::run`] drives it.
+struct PotentialJob<'a> {
+    trainer: PotentialTrainer,
+    saver: Saver<'a>,
+}
+
+impl job::Steps for PotentialJob<'_> {
+    fn step(&mut self, iteration: u64) -> Result<Vec<(String, f64)>> {
+        let cfg = self.saver.cfg;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
         rng.set_stream(iteration);
-        let values = trainer.step(&generator.model, cfg, &mut rng).map_err(|e| {
-            Error::config(format!(
-                "training stopped at iteration {}: {e}; the last good checkpoint in {} is kept",
-                iteration + 1,
-                out.display()
-            ))
-        })?;
-        iteration += 1;
-        window.push(values);
-        let elapsed = elapsed_prev + start.elapsed().as_secs_f64();
-        if iteration % cfg.log_every == 0 || iteration == cfg.iters {
-            let values = mean_values(&window);
-            window.clear();
-            let done = (iteration - resumed_from) as f64;
-            log.push(LogRow {
-                iteration,
-                elapsed_s: elapsed,
-                values: values.clone(),
-            });
-            progress(Progress::Iteration {
-                iteration,
-                total: cfg.iters,
-                losses: values,
-                images_per_s: done * cfg.batch_size as f64
-                    / start.elapsed().as_secs_f64().max(1e-9),
-            });
-        }
-        if iteration % cfg.checkpoint_every == 0 || iteration == cfg.iters {
-            saver.save(iteration, &trainer, &log, elapsed)?;
-            progress(Progress::Checkpoint { iteration });
-        }
+        self.trainer
+            .step(&self.saver.generator.model, cfg, &mut rng)
     }
-    if resumed_from == cfg.iters {
-        saver.save(iteration, &trainer, &log, elapsed_prev)?;
+
+    fn save(&mut self, iteration: u64, log: &[LogRow], elapsed_s: f64) -> Result<()> {
+        self.saver.save(iteration, &self.trainer, log, elapsed_s)
     }
-    Ok(PotentialTrainSummary {
-        iterations: iteration,
-        resumed_from,
-        elapsed_s: elapsed_prev + start.elapsed().as_secs_f64(),
-        metrics: log
-            .last()
-            .map(|r| r.values.iter().cloned().collect())
-            .unwrap_or_default(),
-    })
 }
 
 struct Saver<'a> {

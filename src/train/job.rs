@@ -1,0 +1,162 @@
+//! What every training job shares: refusing to overwrite a finished model, resuming a run
+//! with the same settings, and the loop (pause, cancel with a checkpoint, progress reports,
+//! logging, periodic checkpoints, errors that name the iteration).
+
+use super::generator::mean_values;
+use super::state::{LogRow, STATE_FILE, TrainState};
+use super::{CancelToken, Progress};
+use crate::store::{self, atomic};
+use crate::{Error, Result};
+use candle_core::Device;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Checks `out` and loads the run to resume, if any: a folder that already holds `what`
+/// without a training state is refused unless `restart`; a state with other settings is
+/// refused.
+pub fn prepare(
+    out: &Path,
+    what: &str,
+    restart: bool,
+    fingerprint: &serde_json::Value,
+    device: &Device,
+) -> Result<Option<TrainState>> {
+    let state_path = out.join(STATE_FILE);
+    if !restart && !state_path.exists() && out.join(store::MANIFEST_FILE).exists() {
+        return Err(Error::config(format!(
+            "{} already holds {what}; choose another --out or pass --restart to overwrite it",
+            out.display()
+        )));
+    }
+    atomic::check_writable(out)?;
+    if restart || !state_path.exists() {
+        return Ok(None);
+    }
+    let state = TrainState::load(&state_path, device)?;
+    if &state.settings != fingerprint {
+        return Err(Error::config(format!(
+            "{} holds a run with other settings ({}); pass --restart to start over or choose another --out",
+            out.display(),
+            state.settings
+        )));
+    }
+    Ok(Some(state))
+}
+
+/// One training job as the loop drives it.
+pub trait Steps {
+    /// Runs iteration `iteration` (0-based) and returns its named values.
+    fn step(&mut self, iteration: u64) -> Result<Vec<(String, f64)>>;
+    /// Writes a checkpoint after `iteration` iterations.
+    fn save(&mut self, iteration: u64, log: &[LogRow], elapsed_s: f64) -> Result<()>;
+}
+
+/// Loop settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopSpec<'a> {
+    /// Total iterations.
+    pub iters: u64,
+    /// Report every this many iterations.
+    pub log_every: u64,
+    /// Checkpoint every this many iterations.
+    pub checkpoint_every: u64,
+    /// Items per iteration (for the throughput).
+    pub batch_size: usize,
+    /// The output folder (named in errors).
+    pub out: &'a Path,
+}
+
+/// How a loop ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Iterations completed in total.
+    pub iterations: u64,
+    /// Where this invocation started.
+    pub resumed_from: u64,
+    /// Training seconds in total.
+    pub elapsed_s: f64,
+    /// The last logged values.
+    pub metrics: BTreeMap<String, f64>,
+    /// Items per second in this invocation.
+    pub items_per_s: f64,
+}
+
+/// Runs `job` from the resumed position to `spec.iters`.
+pub fn run(
+    job: &mut dyn Steps,
+    spec: LoopSpec,
+    resumed: Option<TrainState>,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome> {
+    let (mut iteration, elapsed_prev, mut log) = match resumed {
+        Some(s) => (s.iteration, s.elapsed_s, s.log),
+        None => (0, 0.0, Vec::new()),
+    };
+    let resumed_from = iteration;
+    progress(Progress::Started {
+        iteration,
+        total: spec.iters,
+    });
+    let start = Instant::now();
+    let mut window = Vec::new();
+    while iteration < spec.iters {
+        cancel.wait_while_paused();
+        if cancel.is_cancelled() {
+            job.save(
+                iteration,
+                &log,
+                elapsed_prev + start.elapsed().as_secs_f64(),
+            )?;
+            progress(Progress::Checkpoint { iteration });
+            return Err(Error::Cancelled);
+        }
+        let values = job.step(iteration).map_err(|e| {
+            Error::config(format!(
+                "training stopped at iteration {}: {e}; the last good checkpoint in {} is kept",
+                iteration + 1,
+                spec.out.display()
+            ))
+        })?;
+        iteration += 1;
+        window.push(values);
+        let elapsed = elapsed_prev + start.elapsed().as_secs_f64();
+        if iteration % spec.log_every == 0 || iteration == spec.iters {
+            let values = mean_values(&window);
+            window.clear();
+            let done = (iteration - resumed_from) as f64;
+            log.push(LogRow {
+                iteration,
+                elapsed_s: elapsed,
+                values: values.clone(),
+            });
+            progress(Progress::Iteration {
+                iteration,
+                total: spec.iters,
+                losses: values,
+                images_per_s: done * spec.batch_size as f64
+                    / start.elapsed().as_secs_f64().max(1e-9),
+            });
+        }
+        if iteration % spec.checkpoint_every == 0 || iteration == spec.iters {
+            job.save(iteration, &log, elapsed)?;
+            progress(Progress::Checkpoint { iteration });
+        }
+    }
+    if resumed_from == spec.iters {
+        // Nothing left to do, but make sure the exported files exist.
+        job.save(iteration, &log, elapsed_prev)?;
+    }
+    let run_s = start.elapsed().as_secs_f64();
+    Ok(Outcome {
+        iterations: iteration,
+        resumed_from,
+        elapsed_s: elapsed_prev + run_s,
+        metrics: log
+            .last()
+            .map(|r| r.values.iter().cloned().collect())
+            .unwrap_or_default(),
+        items_per_s: (iteration - resumed_from) as f64 * spec.batch_size as f64 / run_s.max(1e-9),
+    })
+}
