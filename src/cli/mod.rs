@@ -227,9 +227,10 @@ pub struct TrainPotentialsArgs {
     /// Weight of the wave-equation residual L_f.
     #[arg(long, default_value_t = 1.0)]
     pub w_f: f64,
-    /// Weight of the Jacobian term L_J (a squared norm over all pixels, hence small).
-    #[arg(long, default_value_t = 0.02)]
-    pub w_j: f64,
+    /// Weight of the Jacobian term L_J (default: 1 with --jacobian log, 0.02 with squared,
+    /// whose norm over all pixels is large).
+    #[arg(long)]
+    pub w_j: Option<f64>,
     /// Weight of the classifier loss L_k.
     #[arg(long, default_value_t = 1.0)]
     pub w_k: f64,
@@ -239,8 +240,12 @@ pub struct TrainPotentialsArgs {
     /// Groups per batch, each with its own potential (1 = one k per batch, as in the paper).
     #[arg(long, default_value_t = 4)]
     pub groups: usize,
-    /// Use L_J = −log ‖J ∇u‖² (does not let the potentials collapse to zero gradients).
-    #[arg(long)]
+    /// The Jacobian term: log (−log ‖J ∇u‖², the default: it does not let the gradients
+    /// collapse to zero) or squared (−‖J ∇u‖², the paper's).
+    #[arg(long, default_value = "log", value_parser = ["log", "squared"])]
+    pub jacobian: String,
+    /// Same as --jacobian log (kept so recorded commands stay valid).
+    #[arg(long, hide = true)]
     pub log_jacobian: bool,
     /// Hidden width of each potential.
     #[arg(long, default_value_t = 128)]

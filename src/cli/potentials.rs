@@ -25,15 +25,19 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     cfg.iters = args.iters;
     cfg.batch_size = args.batch_size;
     cfg.lr = args.lr;
+    if args.log_jacobian && args.jacobian == "squared" {
+        bail!("--log-jacobian and --jacobian squared contradict each other");
+    }
+    let log_jacobian = args.log_jacobian || args.jacobian == "log";
     cfg.weights = LossWeights {
         u: args.w_u,
         f: args.w_f,
-        j: args.w_j,
+        j: args.w_j.unwrap_or(if log_jacobian { 1.0 } else { 0.02 }),
         k: args.w_k,
     };
     cfg.negative = args.negative;
     cfg.groups = args.groups;
-    cfg.log_jacobian = args.log_jacobian;
+    cfg.log_jacobian = log_jacobian;
     cfg.hidden = args.hidden;
     cfg.time_dim = args.time_dim;
     cfg.final_tanh = !args.no_final_tanh;

@@ -58,9 +58,9 @@ impl Default for LossWeights {
         Self {
             u: 1.0,
             f: 1.0,
-            // ‖J ∇u‖² sums over every pixel (12,288 for 64×64 RGB): it is ~10² times the
-            // other terms, so its weight is small.
-            j: 0.02,
+            // For the default logarithmic L_J; the squared form sums over every pixel
+            // (12,288 for 64×64 RGB) and wants ~0.02.
+            j: 1.0,
             k: 1.0,
         }
     }
@@ -131,7 +131,7 @@ impl PotentialTrainConfig {
             weights: LossWeights::default(),
             negative: false,
             groups: 4,
-            log_jacobian: false,
+            log_jacobian: true,
             hidden: 128,
             time_dim: 32,
             final_tanh: true,
