@@ -238,7 +238,8 @@ impl State {
         notify: Arc<dyn Fn() + Send + Sync>,
     ) -> Self {
         Self {
-            device: candle_core::Device::Cpu,
+            // The CLI's device (CUDA in a `cuda` build), the CPU if it cannot be opened.
+            device: crate::cli::device().unwrap_or(candle_core::Device::Cpu),
             model: None,
             own_tx,
             tx,
