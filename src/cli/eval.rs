@@ -14,8 +14,8 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
         bail!("--seeds needs at least one seed");
     }
     let dev = device()?;
-    let g = load_generator(&args.model, &dev)?;
-    let pot_dir = resolve_potentials(&args.model, args.potentials.clone())?;
+    let g = load_generator(&args.source.model, &dev)?;
+    let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
     let pots = load_potentials(&pot_dir, g.config.latent, &dev)?;
     let flow = PotentialFlow::new(pots.potentials);
     let bar = ProgressBar::new(0);
@@ -43,7 +43,7 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
     let mean = scores.iter().sum::<f64>() / scores.len() as f64;
     let std = (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt();
     let line = serde_json::json!({
-        "model": args.model.display().to_string(),
+        "model": args.source.model.display().to_string(),
         "potentials": pot_dir.display().to_string(),
         "method": flow.method(),
         "k": flow.directions(),

@@ -12,8 +12,8 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
         bail!("--steps must be at least 1");
     }
     let dev = device()?;
-    let model = load_model(&args.model, &dev)?;
-    let wanted = resolve_potentials(&args.model, args.potentials.clone())?;
+    let model = load_model(&args.source.model, &dev)?;
+    let wanted = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
     let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
     let method = model
         .methods
@@ -23,7 +23,7 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
             format!(
                 "{} is not a potential set inside {}",
                 wanted.display(),
-                args.model.display()
+                args.source.model.display()
             )
         })?;
     let k_total = model.methods[method].0.names.len();
@@ -50,7 +50,8 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
         step_scale: 1.0,
     };
     let state = crate::app::state::Saved {
-        model: std::fs::canonicalize(&args.model).unwrap_or_else(|_| args.model.clone()),
+        model: std::fs::canonicalize(&args.source.model)
+            .unwrap_or_else(|_| args.source.model.clone()),
         state: crate::app::AppState {
             seed: args.seed,
             method,

@@ -273,15 +273,24 @@ pub struct TrainPotentialsArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Arguments of `traverse`.
+/// A generator folder and one of its potential sets, as `traverse`, `export-gif` and
+/// `eval vp` take them.
 #[derive(Debug, Args)]
-pub struct TraverseArgs {
+pub struct PotentialSource {
     /// Generator folder.
     #[arg(long)]
     pub model: PathBuf,
     /// Potential folder (default: the first inside the model folder).
     #[arg(long)]
     pub potentials: Option<PathBuf>,
+}
+
+/// Arguments of `traverse`.
+#[derive(Debug, Args)]
+pub struct TraverseArgs {
+    /// The generator and its potentials.
+    #[command(flatten)]
+    pub source: PotentialSource,
     /// Which potential.
     #[arg(long, default_value_t = 0)]
     pub k: usize,
@@ -320,12 +329,9 @@ pub struct TraverseArgs {
 /// Arguments of `export-gif`.
 #[derive(Debug, Args)]
 pub struct ExportGifArgs {
-    /// Generator folder.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Potential folder (default: the first inside the model folder).
-    #[arg(long)]
-    pub potentials: Option<PathBuf>,
+    /// The generator and its potentials.
+    #[command(flatten)]
+    pub source: PotentialSource,
     /// Which potential.
     #[arg(long, default_value_t = 0)]
     pub k: usize,
@@ -365,12 +371,9 @@ pub enum EvalCommand {
 /// Arguments of `eval vp`.
 #[derive(Debug, Args)]
 pub struct EvalVpArgs {
-    /// Generator folder.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Potential folder (default: the first inside the model folder).
-    #[arg(long)]
-    pub potentials: Option<PathBuf>,
+    /// The generator and its potentials.
+    #[command(flatten)]
+    pub source: PotentialSource,
     /// Number of labelled pairs (10% train, 90% test).
     #[arg(long, default_value_t = 10000)]
     pub pairs: usize,

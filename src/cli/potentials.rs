@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 
 /// Trains a set of potentials on a frozen generator.
 pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
-    let out = args.out.clone().unwrap_or_else(|| {
-        args.generator
-            .join(format!("potentials-{}", kind_name(&args.kind)))
-    });
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.generator.join(format!("potentials-{}", args.kind)));
     let mut cfg = PotentialTrainConfig::new(args.generator.clone(), out.clone());
     cfg.kind = args.kind.parse()?;
     cfg.k = args.k;
@@ -64,10 +64,6 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     Ok(())
 }
 
-fn kind_name(kind: &str) -> &str {
-    kind
-}
-
 /// The potential folder to use: the one given, or the only/first one inside the model.
 pub fn resolve_potentials(model: &Path, given: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = given {
@@ -112,8 +108,8 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
         bail!("--scale must be in 1..=16");
     }
     let dev = device()?;
-    let g = load_generator(&args.model, &dev)?;
-    let pot_dir = resolve_potentials(&args.model, args.potentials.clone())?;
+    let g = load_generator(&args.source.model, &dev)?;
+    let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
     let pots = load_potentials(&pot_dir, g.config.latent, &dev)?;
     let flow = PotentialFlow::new(pots.potentials);
     let spec = PathSpec {
@@ -150,7 +146,7 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
             })
             .collect::<Result<_>>()?;
         let doc = serde_json::json!({
-            "model": args.model.display().to_string(),
+            "model": args.source.model.display().to_string(),
             "potentials": pot_dir.display().to_string(),
             "method": flow.method(),
             "seed": args.seed,
