@@ -416,3 +416,24 @@ fn pytorch_state_dicts_import_with_their_values() {
         s(&tmp.path().join("g.png")),
     ]);
 }
+
+#[test]
+fn the_app_without_a_display_says_what_to_do() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latentflow"))
+        .arg("app")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(e.lines().count(), 1, "{e}");
+    for needle in [
+        "error: no display found",
+        "xvfb-run -a latentflow",
+        "latentflow --help",
+    ] {
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+}

@@ -21,8 +21,10 @@ use eframe::egui;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Opens the window and runs until it is closed.
+/// Opens the window and runs until it is closed; without a display, says so (and what to
+/// do) instead.
 pub fn run(args: AppArgs) -> anyhow::Result<()> {
+    check_display()?;
     let dir = args.model.unwrap_or_else(default_model_dir);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -59,6 +61,24 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
         }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+}
+
+/// The message for a machine without a display, in the user's words.
+pub const NO_DISPLAY: &str = "no display found (DISPLAY and WAYLAND_DISPLAY are not set): the \
+     app needs a window. Run it under a virtual display with `xvfb-run -a latentflow`, or use \
+     the command line (`latentflow --help`: sample, traverse, export-gif, train-generator, \
+     train-potentials, eval vp)";
+
+/// Fails with [`NO_DISPLAY`] on Linux when neither X11 nor Wayland is reachable.
+fn check_display() -> anyhow::Result<()> {
+    if cfg!(target_os = "linux")
+        && ["DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"]
+            .iter()
+            .all(|v| std::env::var_os(v).is_none_or(|s| s.is_empty()))
+    {
+        anyhow::bail!(NO_DISPLAY);
+    }
+    Ok(())
 }
 
 fn to_color_image(img: &Image) -> egui::ColorImage {
