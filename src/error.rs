@@ -38,6 +38,11 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    /// An input or argument is beyond the resource policy ([`crate::limits`]); the message
+    /// names it, its value and the limit.
+    #[error("{0}")]
+    Limit(String),
+
     /// A long-running job was cancelled by the user.
     #[error("cancelled")]
     Cancelled,

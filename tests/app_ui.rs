@@ -30,8 +30,10 @@ fn step_until(h: &mut Harness<'_, App>, what: &str, done: impl Fn(&App) -> bool)
     while !done(h.state()) {
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what}: {}",
-            h.state().status
+            "timed out waiting for {what}: {} {:?} (training: {})",
+            h.state().status,
+            h.state().notices.items(),
+            h.state().training_message()
         );
         h.step();
         std::thread::sleep(Duration::from_millis(5));
@@ -145,8 +147,7 @@ fn training_panel_gains_points_and_cancels() {
         a.training_history_len() > paused_at
     });
     h.get_by_label("Cancel").click_accesskit();
-    step_until(&mut h, "the cancel", |a| a.status.contains("cancelled"));
-    assert!(h.state().status_is_error, "{}", h.state().status);
+    step_until(&mut h, "the cancel", |a| a.notices.contains("cancelled"));
     // The checkpoint becomes a method with sliders.
     step_until(&mut h, "the new potentials", |a| !a.methods.is_empty());
     assert!(h.state().methods[0].dir.ends_with("potentials-new"));
@@ -162,12 +163,9 @@ fn a_corrupt_model_shows_an_error_and_the_old_one_keeps_working() {
     std::fs::copy(model().join("manifest.json"), bad.join("manifest.json")).unwrap();
     std::fs::write(bad.join("model.safetensors"), b"not safetensors").unwrap();
     h.state_mut().open_model(bad);
-    step_until(&mut h, "the error", |a| a.status_is_error);
-    assert!(
-        h.state().status.contains("model.safetensors"),
-        "{}",
-        h.state().status
-    );
+    step_until(&mut h, "the error", |a| {
+        a.notices.contains("model.safetensors")
+    });
     h.get_by_label_contains("model.safetensors");
     h.state_mut().state.sliders[0] = 1.0;
     let g = generation(h.state());
@@ -184,13 +182,47 @@ fn a_dead_worker_is_reported_and_replaced() {
     h.state()
         .send_command(latentflow::worker::Command::Shutdown);
     step_until(&mut h, "the restart message", |a| {
-        a.status.contains("restarted")
+        a.notices.contains("restarted")
     });
-    assert!(h.state().status_is_error);
-    step_until(&mut h, "the model reloaded", |a| {
-        !a.status.contains("restarted") || !a.methods.is_empty()
-    });
+    step_until(&mut h, "the model reloaded", |a| !a.methods.is_empty());
     h.state_mut().state.sliders[1] = 1.0;
     let g = generation(h.state());
     step_until(&mut h, "a frame from the new worker", |a| generation(a) > g);
+}
+
+#[test]
+fn errors_stay_until_dismissed() {
+    let mut h = harness(model());
+    step_until(&mut h, "the first frame", |a| a.frame.is_some());
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("garbage.gif");
+    std::fs::write(&garbage, b"GIF89a but not really").unwrap();
+    let plain = tmp.path().join("plain.png");
+    image::RgbImage::new(4, 4).save(&plain).unwrap();
+    h.state_mut().restore_from(&garbage);
+    h.state_mut().restore_from(&plain);
+    h.state_mut().restore_from(&tmp.path().join("missing.png"));
+    // A later event (the model loading again) must not hide them.
+    h.state_mut().open_model(model().to_path_buf());
+    step_until(&mut h, "the reload", |a| a.status.starts_with("loaded"));
+    for _ in 0..5 {
+        h.step();
+    }
+    let notices = h.state().notices.items().to_vec();
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert!(h.state().notices.contains("garbage.gif"));
+    assert!(h.state().notices.contains("holds no latentflow state"));
+    assert!(h.state().notices.contains("missing.png"));
+    h.get_by_label_contains("missing.png");
+    h.get_all_by_label("Dismiss")
+        .next()
+        .unwrap()
+        .click_accesskit();
+    h.step();
+    h.step();
+    assert_eq!(h.state().notices.items().len(), 2);
+    h.get_by_label("Dismiss all").click_accesskit();
+    h.step();
+    h.step();
+    assert!(h.state().notices.items().is_empty());
 }

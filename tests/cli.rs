@@ -170,6 +170,7 @@ fn dataset_previews_and_sequences() {
         "sprites",
         "--sequence",
         "shape",
+        "--force",
         "--out",
         s(&out),
     ]);

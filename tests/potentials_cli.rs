@@ -130,6 +130,7 @@ fn traverse_writes_a_strip_and_per_step_values() {
             s(&png),
             "--json",
             s(&json),
+            "--force",
         ];
         args.extend_from_slice(extra);
         ok(&args);

@@ -4,6 +4,7 @@
 //! [`RenderRequest`] each frame and sends it only when it changed.
 
 mod landscape;
+mod notices;
 mod plots;
 pub mod state;
 mod training;
@@ -13,6 +14,7 @@ pub use state::AppState;
 
 use crate::cli::AppArgs;
 use crate::data::Image;
+use crate::files::output::{FileKind, check_file};
 use crate::store::default_model_dir;
 use crate::worker::{
     Command, Event, Frame, GifOptions, LandscapeRequest, MethodInfo, RenderRequest, Switch, Worker,
@@ -21,11 +23,26 @@ use eframe::egui;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Opens the window and runs until it is closed; without a display, says so (and what to
-/// do) instead.
+/// Opens the window and runs until it is closed. Fails before opening it when there is no
+/// display or a `--restore` file cannot be used (and, with `--screenshot`, when the model
+/// cannot be loaded); with `--screenshot`, any error before the picture is saved closes the
+/// window and is returned.
 pub fn run(args: AppArgs) -> anyhow::Result<()> {
+    let mut dir = args.model.clone().unwrap_or_else(default_model_dir);
+    if let Some(path) = &args.restore {
+        let Some(saved) = state::read_embedded_state(path)? else {
+            anyhow::bail!("{} holds no latentflow state", path.display());
+        };
+        if args.model.is_none() {
+            dir = saved.model;
+        }
+    }
+    if let Some(path) = &args.screenshot {
+        check_file(path, FileKind::Png, args.force)?;
+        // A model that cannot be loaded would leave the window waiting for a frame.
+        crate::worker::load_model(&dir, &candle_core::Device::Cpu)?;
+    }
     check_display()?;
-    let dir = args.model.unwrap_or_else(default_model_dir);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("latentflow")
@@ -33,11 +50,14 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
             .with_drag_and_drop(true),
         ..Default::default()
     };
+    let exit_error = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let app_exit_error = exit_error.clone();
     eframe::run_native(
         "latentflow",
         options,
         Box::new(move |cc| {
             let mut app = App::new(&cc.egui_ctx, dir);
+            app.exit_error = app_exit_error;
             if let Some(rs) = &cc.wgpu_render_state {
                 app.worker.send(Command::UseGpu(Box::new((
                     rs.device.clone(),
@@ -56,11 +76,16 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
             if let Some(path) = &args.restore {
                 app.restore_from(path);
             }
-            app.screenshot = args.screenshot.map(|path| (path, 0));
+            app.screenshot = args.screenshot.map(|path| (path, 0, Instant::now()));
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+    .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))?;
+    let failure = exit_error.lock().ok().and_then(|mut e| e.take());
+    match failure {
+        Some(e) => Err(anyhow::anyhow!(e)),
+        None => Ok(()),
+    }
 }
 
 /// The message for a machine without a display, in the user's words.
@@ -80,6 +105,9 @@ fn check_display() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// How long `--screenshot` waits for the first frame before it gives up.
+const SCREENSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn to_color_image(img: &Image) -> egui::ColorImage {
     let rgb = img.to_rgb8();
@@ -113,10 +141,12 @@ pub struct App {
     shown: Shown,
     /// Request → texture latency of the newest frame, ms.
     pub latency_ms: f64,
-    /// Status line (errors in red).
+    /// Status line: what happened last (errors go to [`App::notices`]).
     pub status: String,
-    /// Whether the status is an error.
-    pub status_is_error: bool,
+    /// A model the user asked for is loading (a reload after training is not announced).
+    loading: bool,
+    /// Errors shown until the user dismisses them.
+    pub notices: notices::Notices,
     playing: bool,
     play_phase: f64,
     training: training::TrainingPanel,
@@ -124,8 +154,10 @@ pub struct App {
     /// The landscape panel.
     pub landscape: landscape::LandscapePanel,
     last_landscape: Option<LandscapeRequest>,
-    screenshot: Option<(PathBuf, u32)>,
+    screenshot: Option<(PathBuf, u32, Instant)>,
     screenshot_done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// With `--screenshot`: the error that ended the run, returned by [`run`].
+    exit_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     worker_restarts: u32,
     /// Whether the slider names are being edited.
     pub editing_names: bool,
@@ -151,7 +183,8 @@ impl App {
             shown: Shown::default(),
             latency_ms: 0.0,
             status: "loading the model…".into(),
-            status_is_error: false,
+            loading: true,
+            notices: notices::Notices::default(),
             playing: false,
             play_phase: 0.0,
             training: training::TrainingPanel::default(),
@@ -160,6 +193,7 @@ impl App {
             last_landscape: None,
             screenshot: None,
             screenshot_done: Default::default(),
+            exit_error: Default::default(),
             worker_restarts: 0,
             editing_names: false,
             name_edits: Vec::new(),
@@ -173,7 +207,9 @@ impl App {
 
     fn restore_persisted(&mut self, saved: state::Persisted) {
         self.state.seed = saved.seed;
-        self.state.max_t = saved.max_t;
+        if state::MAX_T_RANGE.contains(&saved.max_t) {
+            self.state.max_t = saved.max_t;
+        }
         self.state.batch_view = saved.batch_view;
         self.state.dark = saved.dark;
     }
@@ -181,13 +217,18 @@ impl App {
     /// Loads another model folder.
     pub fn open_model(&mut self, dir: PathBuf) {
         self.status = format!("loading {}…", dir.display());
-        self.status_is_error = false;
+        self.loading = true;
         self.worker.send(Command::LoadModel(dir));
     }
 
+    /// Shows an error until the user dismisses it (and ends a `--screenshot` run).
     fn error(&mut self, msg: String) {
-        self.status = msg;
-        self.status_is_error = true;
+        if self.screenshot.is_some()
+            && let Ok(mut e) = self.exit_error.lock()
+        {
+            e.get_or_insert_with(|| msg.clone());
+        }
+        self.notices.push(msg);
     }
 
     /// The request the current state describes (generation not yet assigned).
@@ -255,26 +296,17 @@ impl App {
     /// Handles the worker's events; returns whether a frame arrived.
     pub fn handle_events(&mut self, ctx: &egui::Context) -> bool {
         let mut got_frame = false;
-        // A reload that follows an error in the same batch (e.g. a cancelled training job
-        // reloading its checkpoint) must not hide the error.
-        let mut error_seen = false;
         for event in self.worker.events() {
-            error_seen |= matches!(
-                &event,
-                Event::Error(_) | Event::TrainingDone(Err(_)) | Event::ExportDone(Err(_))
-            );
             match event {
                 Event::ModelLoaded {
                     dir,
                     description,
                     methods,
                 } => {
-                    // A reload of the same folder (new potentials after training) keeps
-                    // the status line: it says how the job ended.
-                    let reload = self.model_dir.as_ref() == Some(&dir);
-                    if !error_seen && !reload {
+                    // A reload after training keeps the status line: it says how the
+                    // job ended.
+                    if std::mem::take(&mut self.loading) {
                         self.status = format!("loaded {}", dir.display());
-                        self.status_is_error = false;
                     }
                     self.model_dir = Some(dir);
                     self.description = description;
@@ -330,10 +362,7 @@ impl App {
                 Event::ExportDone(result) => {
                     self.export.progress = None;
                     match result {
-                        Ok(path) => {
-                            self.status = format!("exported {}", path.display());
-                            self.status_is_error = false;
-                        }
+                        Ok(path) => self.status = format!("exported {}", path.display()),
                         Err(e) => self.error(format!("export failed: {e}")),
                     }
                 }
@@ -422,7 +451,6 @@ impl App {
                     self.open_model(saved.model.clone());
                 }
                 self.status = format!("restored the state saved in {}", path.display());
-                self.status_is_error = false;
                 self.state = saved.state;
                 self.last_request = None;
             }
@@ -459,11 +487,11 @@ impl App {
         else {
             return;
         };
-        match state::save_png_with_state(&frame.strip, &path, &self.saved_state_json()) {
-            Ok(()) => {
-                self.status = format!("saved {}", path.display());
-                self.status_is_error = false;
-            }
+        // The dialog has asked before replacing a file; still, only latentflow's own.
+        let checked = check_file(&path, FileKind::Png, true)
+            .map(|()| state::save_png_with_state(&frame.strip, &path, &self.saved_state_json()));
+        match checked.and_then(|r| r) {
+            Ok(()) => self.status = format!("saved {}", path.display()),
             Err(e) => self.error(format!("could not save: {e}")),
         }
     }
@@ -479,8 +507,13 @@ impl App {
         self.start_export(path);
     }
 
-    /// Starts a GIF export of the current traversal to `out`.
+    /// Starts a GIF export of the current traversal to `out` (which may replace only a GIF
+    /// that latentflow wrote).
     pub fn start_export(&mut self, out: PathBuf) {
+        if let Err(e) = check_file(&out, FileKind::Gif, true) {
+            self.error(format!("export failed: {e}"));
+            return;
+        }
         let opts = GifOptions {
             out,
             fps: self.export.fps,
@@ -579,13 +612,7 @@ impl App {
 
     fn status_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            let text = egui::RichText::new(&self.status);
-            let text = if self.status_is_error {
-                text.color(ui.visuals().error_fg_color)
-            } else {
-                text
-            };
-            ui.label(text);
+            ui.label(&self.status);
             ui.separator();
             ui.label(&self.description);
             ui.separator();
@@ -617,6 +644,9 @@ impl App {
             ui.add_space(4.0);
         });
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        if !self.notices.items().is_empty() {
+            egui::Panel::bottom("notices").show(ui, |ui| self.notices.ui(ui));
+        }
         egui::Panel::right("controls")
             .resizable(true)
             .default_size(430.0)
@@ -654,27 +684,51 @@ impl App {
     /// With `--screenshot`: a few frames after the first traversal frame arrives, asks for
     /// a screenshot; the callback saves it and the next frame closes the window.
     fn screenshot_step(&mut self, ctx: &egui::Context) {
-        let Some((path, frames)) = &mut self.screenshot else {
+        let Some((path, frames, started)) = &mut self.screenshot else {
             return;
         };
         ctx.request_repaint();
+        let close = |ctx: &egui::Context| ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        if self.exit_error.lock().is_ok_and(|e| e.is_some()) {
+            close(ctx);
+            return;
+        }
         if self.frame.is_none() {
+            if started.elapsed() > SCREENSHOT_TIMEOUT
+                && let Ok(mut e) = self.exit_error.lock()
+            {
+                *e = Some(format!(
+                    "no frame arrived within {} s; no screenshot was taken",
+                    SCREENSHOT_TIMEOUT.as_secs()
+                ));
+            }
             return;
         }
         *frames += 1;
         if *frames == 5 {
             let path = path.clone();
             let done = self.screenshot_done.clone();
+            let failed = self.exit_error.clone();
             let repaint = ctx.clone();
             ctx.request_screenshot(move |image| {
                 let [w, h] = image.size;
-                let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
-                let saved = ::image::RgbaImage::from_raw(w as u32, h as u32, rgba)
-                    .ok_or_else(|| "bad screenshot size".to_string())
-                    .and_then(|img| img.save(&path).map_err(|e| e.to_string()));
+                let rgb: Vec<u8> = image
+                    .pixels
+                    .iter()
+                    .flat_map(|c| {
+                        let [r, g, b, _] = c.to_array();
+                        [r, g, b]
+                    })
+                    .collect();
+                let saved = crate::files::png::encode_rgb8(w, h, &rgb, &[])
+                    .and_then(|bytes| crate::files::atomic::write(&path, &bytes));
                 match saved {
                     Ok(()) => eprintln!("wrote {}", path.display()),
-                    Err(e) => eprintln!("error: cannot save {}: {e}", path.display()),
+                    Err(e) => {
+                        if let Ok(mut f) = failed.lock() {
+                            *f = Some(format!("cannot save the screenshot: {e}"));
+                        }
+                    }
                 }
                 done.store(true, std::sync::atomic::Ordering::SeqCst);
                 repaint.request_repaint();
@@ -684,7 +738,7 @@ impl App {
             .screenshot_done
             .load(std::sync::atomic::Ordering::SeqCst)
         {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            close(ctx);
         }
     }
 
@@ -701,6 +755,11 @@ impl App {
     /// Number of logged training iterations in the training panel's loss curves.
     pub fn training_history_len(&self) -> usize {
         self.training.history.len()
+    }
+
+    /// The training panel's message line (how the job stands).
+    pub fn training_message(&self) -> &str {
+        self.training.message()
     }
 
     /// Sets the switching control (for tests and scripting).

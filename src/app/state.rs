@@ -4,14 +4,27 @@
 
 use crate::data::Image;
 use crate::data::image::grid;
+use crate::files::{gif, png};
+use crate::limits::{MAX_K, MAX_STATE_BYTES};
 use crate::worker::Switch;
-use crate::worker::export::read_gif_state;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 /// Keyword of the PNG text chunk that holds the state.
 pub const PNG_KEYWORD: &str = "latentflow-state";
+
+/// The slider range T the app offers.
+pub const MAX_T_RANGE: RangeInclusive<f64> = 1.0..=50.0;
+/// The step scale the app offers.
+pub const STEP_SCALE_RANGE: RangeInclusive<f64> = 0.05..=5.0;
+/// The longest switching walk the app offers.
+pub const MAX_SWITCH_STEPS: usize = 50;
+/// How many extra codes the batch view can show.
+pub const BATCH_RANGE: RangeInclusive<usize> = 1..=15;
+/// The zoom of the main image.
+pub const ZOOM_RANGE: RangeInclusive<f32> = 1.0..=8.0;
 
 /// The traversal the user set up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +88,54 @@ impl AppState {
         self.switch_on = false;
     }
 
+    /// Checks that every value is one the app's controls could have set (a state read from
+    /// a file may have been written by anyone).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::config(what));
+        if !MAX_T_RANGE.contains(&self.max_t) {
+            return bad(format!("max_t {} is outside {MAX_T_RANGE:?}", self.max_t));
+        }
+        if self.sliders.len() > MAX_K {
+            return bad(format!(
+                "{} sliders, above the limit of {MAX_K}",
+                self.sliders.len()
+            ));
+        }
+        if let Some(t) = self
+            .sliders
+            .iter()
+            .find(|t| !(t.is_finite() && t.abs() <= self.max_t))
+        {
+            return bad(format!("slider value {t} is outside ±{}", self.max_t));
+        }
+        if !STEP_SCALE_RANGE.contains(&self.step_scale) {
+            return bad(format!(
+                "step_scale {} is outside {STEP_SCALE_RANGE:?}",
+                self.step_scale
+            ));
+        }
+        let s = self.switch;
+        if s.steps == 0 || s.steps > MAX_SWITCH_STEPS || s.at > s.steps {
+            return bad(format!(
+                "switch at step {} of {} is outside 0..={MAX_SWITCH_STEPS}",
+                s.at, s.steps
+            ));
+        }
+        if s.k >= MAX_K || s.then >= MAX_K || self.method >= MAX_K {
+            return bad("a potential or method index is out of range".into());
+        }
+        if !BATCH_RANGE.contains(&self.batch_n) {
+            return bad(format!(
+                "batch_n {} is outside {BATCH_RANGE:?}",
+                self.batch_n
+            ));
+        }
+        if !ZOOM_RANGE.contains(&self.zoom) {
+            return bad(format!("zoom {} is outside {ZOOM_RANGE:?}", self.zoom));
+        }
+        Ok(())
+    }
+
     /// Keeps the switching control within `k` potentials.
     pub fn clamp_switch(&mut self, k: usize) {
         let last = k.saturating_sub(1);
@@ -122,45 +183,31 @@ pub struct Saved {
 /// Saves `frames` as a one-row strip PNG with `state_json` in an iTXt chunk.
 pub fn save_png_with_state(frames: &[Image], path: &Path, state_json: &str) -> Result<()> {
     let strip = grid(frames, frames.len().max(1), 2)?;
-    let rgb = strip.to_rgb8();
-    let mut bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut bytes, strip.width as u32, strip.height as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        if !state_json.is_empty() {
-            enc.add_itxt_chunk(PNG_KEYWORD.into(), state_json.into())
-                .map_err(|e| Error::config(format!("PNG encoder: {e}")))?;
-        }
-        let mut w = enc
-            .write_header()
-            .map_err(|e| Error::config(format!("PNG encoder: {e}")))?;
-        w.write_image_data(rgb.as_raw())
-            .map_err(|e| Error::config(format!("PNG encoder: {e}")))?;
-    }
-    crate::store::atomic::write(path, &bytes)
+    let texts: &[(&str, &str)] = if state_json.is_empty() {
+        &[]
+    } else {
+        &[(PNG_KEYWORD, state_json)]
+    };
+    crate::files::atomic::write(path, &strip.to_png(texts)?)
 }
 
-/// The state embedded in a PNG or GIF written by the app or `export-gif`, if any.
+/// The state embedded in a PNG or GIF written by the app or `export-gif`, if any. The
+/// file is read only as far as its text (bounded), and the state must be one the app
+/// could have saved.
 pub fn read_embedded_state(path: &Path) -> Result<Option<Saved>> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let json = match ext.as_deref() {
-        Some("gif") => read_gif_state(path)?,
-        Some("png") => {
-            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            let reader = png::Decoder::new(std::io::BufReader::new(file))
-                .read_info()
-                .map_err(|e| Error::dataset(path, format!("not a PNG: {e}")))?;
-            reader
-                .info()
-                .utf8_text
-                .iter()
-                .find(|c| c.keyword == PNG_KEYWORD)
-                .and_then(|c| c.get_text().ok())
-        }
+        Some("gif") => gif::read_comments(path)?.into_iter().find_map(|c| {
+            c.strip_prefix(gif::STATE_PREFIX.as_bytes())
+                .map(|j| String::from_utf8_lossy(j).into_owned())
+        }),
+        Some("png") => png::read_texts(path)?
+            .into_iter()
+            .find(|(k, _)| k == PNG_KEYWORD)
+            .map(|(_, t)| t),
         _ => {
             return Err(Error::dataset(
                 path,
@@ -168,11 +215,20 @@ pub fn read_embedded_state(path: &Path) -> Result<Option<Saved>> {
             ));
         }
     };
-    json.map(|j| {
-        serde_json::from_str(&j)
-            .map_err(|e| Error::dataset(path, format!("the embedded state is invalid: {e}")))
-    })
-    .transpose()
+    let Some(json) = json else {
+        return Ok(None);
+    };
+    let invalid =
+        |why: String| Error::dataset(path, format!("the embedded state is invalid: {why}"));
+    if json.len() as u64 > MAX_STATE_BYTES {
+        return Err(invalid(format!(
+            "it is {} bytes, above the limit of {MAX_STATE_BYTES}",
+            json.len()
+        )));
+    }
+    let saved: Saved = serde_json::from_str(&json).map_err(|e| invalid(e.to_string()))?;
+    saved.state.validate().map_err(|e| invalid(e.to_string()))?;
+    Ok(Some(saved))
 }
 
 #[cfg(test)]

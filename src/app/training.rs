@@ -83,6 +83,11 @@ impl TrainingPanel {
         }
     }
 
+    /// How the job stands, in words.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The job ended; returns the status line.
     pub fn on_done(
         &mut self,

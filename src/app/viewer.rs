@@ -1,7 +1,7 @@
 //! The viewer (current image, z_0, the strip, the batch view), the traversal sliders with
 //! the switching control and method picker, and the export settings.
 
-use super::App;
+use super::{App, state};
 use eframe::egui;
 
 /// Export settings and the running export's progress.
@@ -101,13 +101,13 @@ pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
     app.state.sliders.resize(names.len(), 0.0);
     ui.horizontal(|ui| {
         ui.label("Range T");
-        ui.add(egui::DragValue::new(&mut app.state.max_t).range(1.0..=50.0))
+        ui.add(egui::DragValue::new(&mut app.state.max_t).range(state::MAX_T_RANGE))
             .on_hover_text("Sliders run from -T to T steps");
         ui.label("Step scale");
         ui.add(
             egui::DragValue::new(&mut app.state.step_scale)
                 .speed(0.01)
-                .range(0.05..=5.0),
+                .range(state::STEP_SCALE_RANGE),
         )
         .on_hover_text("Multiplies every step");
     });
@@ -164,17 +164,17 @@ pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
         ui.add(egui::DragValue::new(&mut s.then).range(0..=last))
             .on_hover_text("Second potential");
         ui.label("at s");
-        ui.add(egui::DragValue::new(&mut s.at).range(0..=50))
+        ui.add(egui::DragValue::new(&mut s.at).range(0..=state::MAX_SWITCH_STEPS))
             .on_hover_text("Steps with k");
         ui.label("of");
-        ui.add(egui::DragValue::new(&mut s.steps).range(1..=50))
+        ui.add(egui::DragValue::new(&mut s.steps).range(1..=state::MAX_SWITCH_STEPS))
             .on_hover_text("Steps in all");
         s.at = s.at.min(s.steps);
     });
     ui.horizontal(|ui| {
         ui.checkbox(&mut app.state.batch_view, "Batch view")
             .on_hover_text("Move several starting codes by the same traversal");
-        ui.add(egui::DragValue::new(&mut app.state.batch_n).range(1..=15))
+        ui.add(egui::DragValue::new(&mut app.state.batch_n).range(state::BATCH_RANGE))
             .on_hover_text("Extra starting codes");
     });
 }
@@ -187,7 +187,7 @@ pub fn viewer_ui(app: &mut App, ui: &mut egui::Ui) {
     };
     ui.horizontal(|ui| {
         ui.label("Zoom");
-        ui.add(egui::Slider::new(&mut app.state.zoom, 1.0..=8.0))
+        ui.add(egui::Slider::new(&mut app.state.zoom, state::ZOOM_RANGE))
             .on_hover_text("Size of the current image");
     });
     let side = 64.0 * app.state.zoom;

@@ -13,10 +13,15 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
     if args.seeds.is_empty() {
         bail!("--seeds needs at least one seed");
     }
+    crate::limits::check_count(
+        "the number of --seeds",
+        args.seeds.len(),
+        crate::limits::MAX_EVAL_SEEDS,
+    )?;
     let dev = device()?;
     let g = load_generator(&args.source.model, &dev)?;
     let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
-    let pots = load_potentials(&pot_dir, g.config.latent, &dev)?;
+    let pots = load_potentials(&pot_dir, &g, &dev)?;
     let flow = PotentialFlow::new(pots.potentials);
     let bar = ProgressBar::new(0);
     bar.set_style(

@@ -2,6 +2,8 @@
 
 use super::potentials::resolve_potentials;
 use super::{ExportGifArgs, device};
+use crate::files::output::{FileKind, check_file};
+use crate::limits::{self, MAX_STEPS};
 use crate::worker::{GifOptions, RenderRequest, export_gif, load_model};
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
@@ -11,6 +13,8 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
+    limits::check_count("--steps", args.steps, MAX_STEPS)?;
+    check_file(&args.out, FileKind::Gif, args.force)?;
     let dev = device()?;
     let model = load_model(&args.source.model, &dev)?;
     let wanted = resolve_potentials(&args.source.model, args.source.potentials.clone())?;

@@ -68,6 +68,10 @@ pub struct AppArgs {
     /// Open with the landscape of this potential shown.
     #[arg(long)]
     pub landscape: Option<usize>,
+    /// Replace the --screenshot file if it exists (only a file latentflow wrote is ever
+    /// replaced).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `dataset` subcommands.
@@ -102,6 +106,9 @@ pub struct PreviewArgs {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out if it exists (only a file latentflow wrote is ever replaced).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `train-generator`.
@@ -169,6 +176,9 @@ pub struct SampleArgs {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out if it exists (only a file latentflow wrote is ever replaced).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `import-pth`.
@@ -324,6 +334,10 @@ pub struct TraverseArgs {
     /// Also write per-step values (t, z, u, grad_norm, du_dt, d2u_dt2, laplacian, residual).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Replace --out and --json if they exist (only files latentflow wrote are ever
+    /// replaced).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `export-gif`.
@@ -359,6 +373,9 @@ pub struct ExportGifArgs {
     /// Output GIF.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out if it exists (only a file latentflow wrote is ever replaced).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `eval` subcommands.

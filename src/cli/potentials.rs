@@ -3,9 +3,12 @@
 use super::train::with_progress;
 use super::{TrainPotentialsArgs, TraverseArgs, command_line, device};
 use crate::data::image::grid;
+use crate::files::output::{FileKind, check_file};
+use crate::limits::{self, MAX_SCALE, MAX_STEP_SCALE, MAX_STEPS};
 use crate::methods::{PathSpec, Plan, PotentialFlow, Traversal};
-use crate::models::{Generator, images::to_images, sample_latents};
-use crate::store::{self, find_potentials, load_generator, load_potentials};
+use crate::models::images::{decode_images, grid_bytes};
+use crate::models::sample_latents;
+use crate::store::{find_potentials, load_generator, load_potentials};
 use crate::train::potentials::{LossWeights, PotentialTrainConfig, train_potentials as run};
 use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
@@ -104,25 +107,38 @@ pub fn plan_of(args: &TraverseArgs) -> Result<Plan> {
 
 /// Walks one latent code along the flow and saves the strip (and the per-step values).
 pub fn traverse(args: TraverseArgs) -> Result<()> {
-    if args.scale == 0 || args.scale > 16 {
-        bail!("--scale must be in 1..=16");
+    if args.scale == 0 {
+        bail!("--scale must be at least 1");
     }
-    let dev = device()?;
-    let g = load_generator(&args.source.model, &dev)?;
-    let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
-    let pots = load_potentials(&pot_dir, g.config.latent, &dev)?;
-    let flow = PotentialFlow::new(pots.potentials);
+    limits::check_count("--scale", args.scale, MAX_SCALE)?;
+    limits::check_count("--steps", args.steps, MAX_STEPS)?;
+    limits::check_magnitude("--step-scale", args.step_scale, MAX_STEP_SCALE)?;
+    check_file(&args.out, FileKind::Png, args.force)?;
+    if let Some(json) = &args.json {
+        check_file(json, FileKind::Json, args.force)?;
+    }
     let spec = PathSpec {
         plan: plan_of(&args)?,
         steps: args.steps,
         negative: args.negative,
         scale: args.step_scale,
     };
+    let dev = device()?;
+    let g = load_generator(&args.source.model, &dev)?;
+    let c = &g.config;
+    let n = args.steps + 1;
+    limits::check_memory(
+        &format!("traverse --steps {} --scale {}", args.steps, args.scale),
+        grid_bytes(n, n, c.channels, c.image_size, c.image_size, args.scale),
+    )?;
+    let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
+    let pots = load_potentials(&pot_dir, &g, &dev)?;
+    let flow = PotentialFlow::new(pots.potentials);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let z0 = sample_latents(g.config.prior, 1, g.config.latent, &mut rng, &dev)?;
     let path = flow.path(&z0, &spec)?;
     let z_all = candle_core::Tensor::cat(&path.z, 0)?;
-    let frames = to_images(&g.model.decode(&z_all)?)?;
+    let frames = decode_images(&g.model, &z_all)?;
     let mut strip = grid(&frames, frames.len(), 2)?;
     if args.scale > 1 {
         strip = strip.upscale_nearest(args.scale);
@@ -146,6 +162,7 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
             })
             .collect::<Result<_>>()?;
         let doc = serde_json::json!({
+            "software": crate::files::MARK,
             "model": args.source.model.display().to_string(),
             "potentials": pot_dir.display().to_string(),
             "method": flow.method(),
@@ -155,7 +172,7 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
             "steps": steps,
         });
         let text = serde_json::to_string_pretty(&doc)?;
-        store::atomic::write(json, text.as_bytes())?;
+        crate::files::atomic::write(json, text.as_bytes())?;
         println!("wrote {}", json.display());
     }
     strip.save_png(&args.out)?;

@@ -2,6 +2,8 @@
 //! folder, decoded lazily, centre-cropped to a square and resized.
 
 use super::{Dataset, Image, radix};
+use crate::files::input;
+use crate::limits::{self, MAX_FOLDER_FILES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_SIDE};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -48,6 +50,11 @@ impl ImageFolder {
                 .path();
             if is_image_name(&path) && path.is_file() {
                 files.push(path);
+                limits::check_count(
+                    &format!("the number of images in {}", dir.display()),
+                    files.len(),
+                    MAX_FOLDER_FILES,
+                )?;
             }
         }
         if files.is_empty() {
@@ -89,19 +96,35 @@ fn is_image_name(path: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
-/// Decodes one file, by its content (not its extension).
-fn decode(path: &Path) -> Result<::image::DynamicImage> {
+/// Decodes one file, by its content (not its extension): a regular file of at most
+/// [`MAX_IMAGE_FILE_BYTES`], at most [`MAX_IMAGE_SIDE`] pixels a side, with the decoder's
+/// allocations bounded.
+pub fn decode(path: &Path) -> Result<::image::DynamicImage> {
     let bad = |msg: String| Error::Image {
         path: path.to_path_buf(),
         msg,
     };
-    ::image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+    let (file, _) = input::open_regular(path, MAX_IMAGE_FILE_BYTES, "image file")?;
+    let mut reader = ::image::ImageReader::new(std::io::BufReader::new(file))
         .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
-        .decode()
-        .map_err(|e| bad(format!("cannot decode image: {e}")))
+        .map_err(|e| Error::io(path, e))?;
+    let mut limits = ::image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    reader.decode().map_err(|e| match e {
+        ::image::ImageError::Limits(l) => Error::Limit(format!(
+            "{}: {l} (images may be at most {MAX_IMAGE_SIDE} pixels a side and take {} decoded)",
+            path.display(),
+            crate::limits::human_bytes(MAX_DECODE_BYTES)
+        )),
+        other => bad(format!("cannot decode image: {other}")),
+    })
 }
+
+/// Memory the decoder of one image may allocate.
+const MAX_DECODE_BYTES: u64 = 1 << 30;
 
 impl Dataset for ImageFolder {
     fn name(&self) -> String {

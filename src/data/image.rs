@@ -4,7 +4,7 @@
 
 use crate::{Error, Result};
 use ::image::imageops::FilterType;
-use ::image::{DynamicImage, ImageError, ImageFormat, RgbImage};
+use ::image::{DynamicImage, RgbImage};
 use std::path::Path;
 
 /// Grey level of the padding between the tiles of a [`grid`].
@@ -144,17 +144,16 @@ impl Image {
         Ok(image)
     }
 
-    /// Writes the image as an 8-bit RGB PNG file.
+    /// The image as 8-bit RGB PNG bytes, marked as latentflow's, with each (keyword, text)
+    /// of `texts` in an iTXt chunk.
+    pub fn to_png(&self, texts: &[(&str, &str)]) -> Result<Vec<u8>> {
+        let rgb = self.to_rgb8();
+        crate::files::png::encode_rgb8(self.width, self.height, rgb.as_raw(), texts)
+    }
+
+    /// Writes the image as an 8-bit RGB PNG file, atomically (see [`crate::files`]).
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        self.to_rgb8()
-            .save_with_format(path, ImageFormat::Png)
-            .map_err(|e| match e {
-                ImageError::IoError(source) => Error::io(path, source),
-                other => Error::Image {
-                    path: path.to_path_buf(),
-                    msg: other.to_string(),
-                },
-            })
+        crate::files::atomic::write(path, &self.to_png(&[])?)
     }
 
     /// Enlarges the image by an integer factor, each pixel becoming a `factor`×`factor`

@@ -7,9 +7,10 @@
 //! row-major, 0 black to 255 white.
 
 use super::{Dataset, Image, radix};
+use crate::files::input;
+use crate::limits;
 use crate::{Error, Result};
 use flate2::read::GzDecoder;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Magic number of an IDX file of unsigned bytes with three dimensions.
@@ -35,13 +36,23 @@ impl Mnist {
         if size == 0 {
             return Err(Error::config("image size must be at least 1"));
         }
-        let raw = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        // The images are held in memory: the file, and what it decompresses to, must fit.
+        let max = limits::memory_budget().bytes;
+        let raw = input::read(&path, max, "IDX file")?;
         let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            GzDecoder::new(raw.as_slice())
-                .read_to_end(&mut out)
-                .map_err(|e| Error::dataset(&path, format!("cannot decompress gzip data: {e}")))?;
-            out
+            input::read_limited(
+                GzDecoder::new(raw.as_slice()),
+                max,
+                &path,
+                "IDX file (decompressed)",
+                0,
+            )
+            .map_err(|e| match e {
+                Error::Io { source, .. } => {
+                    Error::dataset(&path, format!("cannot decompress gzip data: {source}"))
+                }
+                other => other,
+            })?
         } else {
             raw
         };

@@ -3,6 +3,7 @@
 //! labelled image pairs (x_0, x_T) predicts k on the other 90%. A method whose directions
 //! each do one recognisable thing scores high; chance is 1/K.
 
+use crate::limits::{self, MAX_BATCH, MAX_EPOCHS, MAX_PAIRS, MAX_STEPS};
 use crate::methods::{PathSpec, Traversal};
 use crate::models::classifier::{PairClassifier, cross_entropy};
 use crate::models::{Generator, sample_latents};
@@ -118,6 +119,29 @@ pub fn vp_score(
             "the VP score needs at least 20 pairs, 1 step, 1 epoch and a positive batch size",
         ));
     }
+    limits::check_count("--pairs", cfg.pairs, MAX_PAIRS)?;
+    limits::check_count("--steps", cfg.steps, MAX_STEPS)?;
+    limits::check_count("the batch size", cfg.batch_size, MAX_BATCH)?;
+    limits::check_count("--epochs", cfg.epochs, MAX_EPOCHS)?;
+    if !(cfg.train_fraction > 0.0 && cfg.train_fraction < 1.0) {
+        return Err(Error::config("the training fraction must be in (0, 1)"));
+    }
+    let gc = g.config();
+    let image = limits::product(&[gc.channels, gc.image_size, gc.image_size]);
+    let train_pairs = (cfg.pairs as f64 * cfg.train_fraction).ceil() as u128;
+    // The training pairs' images (kept for every epoch) and every pair's two codes.
+    let floats = train_pairs
+        .saturating_mul(2)
+        .saturating_mul(image)
+        .saturating_add(limits::product(&[cfg.pairs, 2, gc.latent]))
+        .saturating_add(
+            gc.activation_count()
+                .saturating_mul(24 * cfg.batch_size as u128),
+        );
+    limits::check_memory(
+        &format!("a VP evaluation with {} pairs", cfg.pairs),
+        limits::f32_bytes(floats),
+    )?;
     if method.latent_dim() != g.latent_dim() {
         return Err(Error::config(format!(
             "the method acts on {} dimensions but the generator's latent space has {}",

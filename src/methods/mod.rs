@@ -6,6 +6,7 @@ pub mod potential_flow;
 
 pub use potential_flow::PotentialFlow;
 
+use crate::limits::{self, MAX_STEP_SCALE, MAX_STEPS};
 use crate::{Error, Result};
 use candle_core::Tensor;
 use serde::Serialize;
@@ -142,8 +143,12 @@ impl PathSpec {
         if self.steps == 0 {
             return Err(Error::config("the number of steps must be at least 1"));
         }
-        if !self.scale.is_finite() {
-            return Err(Error::config("the step scale must be finite"));
+        limits::check_count("the number of steps", self.steps, MAX_STEPS)?;
+        limits::check_magnitude("the step scale", self.scale, MAX_STEP_SCALE)?;
+        if let Plan::Superpose(weights) = &self.plan {
+            for (_, w) in weights {
+                limits::check_magnitude("a superposition weight", *w, MAX_STEP_SCALE)?;
+            }
         }
         if let Some(k) = self
             .plan
@@ -196,6 +201,28 @@ pub struct TraversalPath {
     pub z: Vec<Tensor>,
     /// One record per point (T + 1).
     pub records: Vec<StepRecord>,
+}
+
+/// Fails when a point of a walk is not finite: a step scale or weight so large that the
+/// code left every region the generator knows (and overflowed). A NaN or Inf propagates
+/// along the walk, so checking the last point checks them all.
+pub fn check_finite_walk(path: &[Tensor]) -> Result<()> {
+    let Some(last) = path.last() else {
+        return Ok(());
+    };
+    let norm = last
+        .to_dtype(candle_core::DType::F64)?
+        .sqr()?
+        .sum_all()?
+        .to_scalar::<f64>()?;
+    if !norm.is_finite() {
+        return Err(Error::config(format!(
+            "the walk diverged: after {} steps the latent code is not finite (NaN or Inf); \
+             lower the step scale or the weights",
+            path.len() - 1
+        )));
+    }
+    Ok(())
 }
 
 /// A traversal method.

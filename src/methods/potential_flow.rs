@@ -75,6 +75,7 @@ impl Traversal for PotentialFlow {
             z = (&z + (velocity * sign)?)?;
             path.push(z.clone());
         }
+        super::check_finite_walk(&path)?;
         Ok(path)
     }
 
@@ -129,6 +130,15 @@ impl Traversal for PotentialFlow {
             to_f32(&lap)?,
             to_f32(&res)?,
         );
+        if [&u, &du, &d2u, &lap, &res, &grad_norm]
+            .iter()
+            .any(|v| v.iter().any(|x| !x.is_finite()))
+        {
+            return Err(crate::Error::config(
+                "the potentials' values along the walk are not finite; lower the step scale \
+                 or the weights",
+            ));
+        }
         let rows = |v: &[f32], s: usize| v[s * b..(s + 1) * b].to_vec();
         let records = (0..n)
             .map(|s| StepRecord {

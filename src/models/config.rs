@@ -1,5 +1,6 @@
 //! Architecture descriptions of the built-in generators, stored in checkpoint manifests.
 
+use crate::limits::MAX_LATENT;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -72,9 +73,9 @@ impl GeneratorConfig {
 
     /// Checks that the numbers describe a buildable network.
     pub fn validate(&self) -> Result<()> {
-        if self.latent == 0 || self.latent > 4096 {
+        if self.latent == 0 || self.latent > MAX_LATENT {
             return Err(Error::config(format!(
-                "latent size {} is not in 1..=4096",
+                "latent size {} is not in 1..={MAX_LATENT}",
                 self.latent
             )));
         }
@@ -102,5 +103,120 @@ impl GeneratorConfig {
     /// Number of stride-2 stages between 4×4 and the image size.
     pub fn stages(&self) -> usize {
         (self.image_size / 4).trailing_zeros() as usize
+    }
+
+    /// Width of stride-2 stage `i`, counted from the image side (the encoder's and the
+    /// discriminator's order).
+    fn stage_width(&self, i: usize) -> usize {
+        match self.kind {
+            GeneratorKind::Vae => self.base << (i / 2).min(3),
+            GeneratorKind::Gan => self.base << i.min(4),
+        }
+    }
+
+    /// The number of weights of both networks (encoder and decoder, or generator and
+    /// discriminator), estimated from above.
+    pub fn param_count(&self) -> u128 {
+        let mut n: u128 = 0;
+        let mut cin = self.channels as u128;
+        for i in 0..self.stages() {
+            let w = self.stage_width(i) as u128;
+            // Weights, bias, and batch norm's scale, shift and running statistics.
+            n = n.saturating_add(16 * cin * w + 5 * w);
+            cin = w;
+        }
+        let top = cin;
+        let hidden = 8 * self.base as u128;
+        let latent = self.latent as u128;
+        // Both directions of the convolutions, then the dense layers between the top stage
+        // and the latent code (the VAE's fc layers; the GAN's 4×4 first and last layers).
+        let dense = match self.kind {
+            GeneratorKind::Vae => {
+                2 * top * 16 * (hidden + 1) + 3 * latent * (hidden + 1) + 4 * hidden
+            }
+            GeneratorKind::Gan => 16 * top * (latent + 1) + 5 * top,
+        };
+        n.saturating_mul(2).saturating_add(dense)
+    }
+
+    /// The feature-map values one image produces in one network, estimated from above.
+    pub fn activation_count(&self) -> u128 {
+        let side = self.image_size as u128;
+        let mut n = self.channels as u128 * side * side;
+        for i in 0..self.stages() {
+            let s = side >> (i + 1);
+            n = n.saturating_add(self.stage_width(i) as u128 * s * s);
+        }
+        n
+    }
+
+    /// Bytes a training step with batches of `batch` images takes, estimated from above:
+    /// the weights with their gradients and Adam's two moments, and per image both
+    /// networks' feature maps, their gradients and the convolutions' unfolded inputs.
+    /// Meant to refuse what cannot fit, not to predict the peak.
+    pub fn training_bytes(&self, batch: usize) -> u64 {
+        let weights = self.param_count().saturating_mul(4);
+        let per_image = self.activation_count().saturating_mul(2 * 12);
+        crate::limits::f32_bytes(weights.saturating_add(per_image.saturating_mul(batch as u128)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{Discriminator, Gan, Vae};
+    use crate::nn::Params;
+    use candle_core::Device;
+
+    fn counted(p: &Params) -> u128 {
+        p.tensors()
+            .unwrap()
+            .values()
+            .map(|t| t.elem_count() as u128)
+            .sum()
+    }
+
+    #[test]
+    fn parameter_estimates_bound_the_real_networks_closely() {
+        for kind in [GeneratorKind::Vae, GeneratorKind::Gan] {
+            for (base, size) in [(4, 16), (8, 64), (16, 32)] {
+                let mut cfg = GeneratorConfig::new(kind, 5, 3);
+                cfg.base = base;
+                cfg.image_size = size;
+                let p = Params::new(0, &Device::Cpu);
+                match kind {
+                    GeneratorKind::Vae => {
+                        Vae::new(&p, &cfg).unwrap();
+                    }
+                    GeneratorKind::Gan => {
+                        Gan::new(&p, &cfg).unwrap();
+                        Discriminator::new(&p, &cfg).unwrap();
+                    }
+                }
+                let real = counted(&p);
+                let est = cfg.param_count();
+                assert!(
+                    est >= real && est <= 2 * real,
+                    "{kind:?} base {base} size {size}: {est} vs {real}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn absurd_widths_need_more_memory_than_a_machine_has() {
+        let mut cfg = GeneratorConfig::new(GeneratorKind::Vae, 16, 3);
+        cfg.base = 1024;
+        assert!(
+            cfg.training_bytes(64) > 16 << 30,
+            "{}",
+            cfg.training_bytes(64)
+        );
+        cfg.base = 32;
+        assert!(
+            cfg.training_bytes(64) < 2 << 30,
+            "{}",
+            cfg.training_bytes(64)
+        );
     }
 }

@@ -96,6 +96,11 @@ impl PotentialConfig {
                 "k, latent size and hidden width must be positive",
             ));
         }
+        use crate::limits::{MAX_K, MAX_LATENT, MAX_WIDTH, check_count};
+        check_count("the number of potentials", self.k, MAX_K)?;
+        check_count("the latent size", self.latent, MAX_LATENT)?;
+        check_count("the hidden width", self.hidden, MAX_WIDTH)?;
+        check_count("the time embedding size", self.time_dim, MAX_WIDTH)?;
         if self.time_dim < 4 || !self.time_dim.is_multiple_of(2) {
             return Err(Error::config(format!(
                 "the time embedding size must be even and at least 4, not {}",

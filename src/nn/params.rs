@@ -239,14 +239,27 @@ impl Params {
             .collect())
     }
 
-    /// Overwrites every parameter that has a tensor of the same name in `tensors` (used to
-    /// restore a training checkpoint into a freshly built model).
+    /// Overwrites every parameter with the tensor of the same name in `tensors` (used to
+    /// restore a training checkpoint into a freshly built model). Every parameter must be
+    /// there with its shape, and nothing else: a damaged checkpoint must not resume with
+    /// some weights fresh.
     pub fn load(&self, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
         let store = self.lock()?;
         for (name, var) in &store.vars {
-            if let Some(t) = tensors.get(name) {
-                var.set(&t.to_device(&self.device)?.to_dtype(self.dtype)?)?;
+            let Some(t) = tensors.get(name) else {
+                candle_core::bail!("the checkpoint lacks tensor {name}");
+            };
+            if t.dims() != var.dims() {
+                candle_core::bail!(
+                    "tensor {name} has shape {:?} in the checkpoint, {:?} in the model",
+                    t.dims(),
+                    var.dims()
+                );
             }
+            var.set(&t.to_device(&self.device)?.to_dtype(self.dtype)?)?;
+        }
+        if let Some(extra) = tensors.keys().find(|n| !store.vars.contains_key(*n)) {
+            candle_core::bail!("the checkpoint holds tensor {extra}, which the model lacks");
         }
         Ok(())
     }
@@ -295,6 +308,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tensor absent is missing"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn restoring_needs_every_tensor_with_its_shape_and_nothing_else() -> Result<()> {
+        let p = Params::new(1, &Device::Cpu);
+        p.uniform("a", 2, 1.0)?;
+        p.uniform("b", (2, 3), 1.0)?;
+        let mut good: BTreeMap<String, Tensor> = p
+            .tensors()?
+            .into_iter()
+            .map(|(n, t)| Ok((n, t.copy()?)))
+            .collect::<Result<_>>()?;
+        good.insert("a".into(), Tensor::new(&[5f32, 6.], &Device::Cpu)?);
+        p.load(&good)?;
+        assert_eq!(p.tensors()?["a"].to_vec1::<f32>()?, vec![5., 6.]);
+        let mut missing = good.clone();
+        missing.remove("b");
+        let e = p.load(&missing).unwrap_err().to_string();
+        assert!(e.contains("lacks tensor b"), "{e}");
+        let mut wrong = good.clone();
+        wrong.insert("b".into(), Tensor::zeros(6, DType::F32, &Device::Cpu)?);
+        let e = p.load(&wrong).unwrap_err().to_string();
+        assert!(e.contains("tensor b has shape [6]"), "{e}");
+        let mut extra = good;
+        extra.insert("c".into(), Tensor::zeros(1, DType::F32, &Device::Cpu)?);
+        let e = p.load(&extra).unwrap_err().to_string();
+        assert!(e.contains("holds tensor c"), "{e}");
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Saving and loading generator checkpoints, with every consistency check between the
 //! manifest, the weights file and the architecture.
 
-use super::{MANIFEST_FILE, WEIGHTS_FILE, atomic, manifest::Manifest, pth, tensors};
+use super::{MANIFEST_FILE, WEIGHTS_FILE, manifest::Manifest, pth, tensors};
+use crate::files::atomic;
 use crate::models::{GeneratorConfig, GeneratorKind, GeneratorModel};
 use crate::nn::Params;
 use crate::{Error, Result};
@@ -20,20 +21,24 @@ pub struct LoadedGenerator {
     pub config: GeneratorConfig,
     /// The folder it came from.
     pub dir: PathBuf,
+    /// The digest of its weights ([`tensors::digest`]).
+    pub digest: String,
 }
 
-/// Reads the weights named by `manifest`, in safetensors or PyTorch format.
+/// Reads the weights named by `manifest` (a file inside `dir`), in safetensors or PyTorch
+/// format, and checks them against the manifest's list of tensors.
 pub fn read_weights(
     dir: &Path,
     manifest: &Manifest,
     device: &Device,
 ) -> Result<(PathBuf, BTreeMap<String, Tensor>)> {
-    let path = dir.join(&manifest.weights);
-    let tensors = match path.extension().and_then(|e| e.to_str()) {
-        Some("pth" | "pt") => pth::load_pth(&path, device)?,
-        _ => tensors::load_safetensors(&path, device)?,
+    let path = manifest.weights_path(dir)?;
+    let read = match path.extension().and_then(|e| e.to_str()) {
+        Some("pth" | "pt") => pth::read_pth(&path, device)?,
+        _ => tensors::read_safetensors(&path, device)?,
     };
-    Ok((path, tensors))
+    manifest.check_tensors(&path, &read)?;
+    Ok((path, read.tensors))
 }
 
 /// Reads the manifest of a checkpoint folder, with a clear error if `dir` is not one.
@@ -45,7 +50,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         ));
     }
     let path = dir.join(MANIFEST_FILE);
-    if !path.is_file() {
+    if !path.exists() {
         return Err(Error::checkpoint(
             dir,
             format!("not a model folder: {MANIFEST_FILE} is missing"),
@@ -76,7 +81,7 @@ pub fn load_generator(dir: &Path, device: &Device) -> Result<LoadedGenerator> {
     let manifest = read_manifest(dir)?;
     let config = generator_config(dir, &manifest)?;
     let (path, tensors) = read_weights(dir, &manifest, device)?;
-    manifest.check_tensors(&path, &tensors)?;
+    let digest = tensors::digest(&tensors)?;
     let params = Params::from_tensors(tensors, false, device)?;
     let model = GeneratorModel::new(&params, &config)
         .map_err(|e| Error::checkpoint(&path, e.to_string()))?;
@@ -99,6 +104,7 @@ pub fn load_generator(dir: &Path, device: &Device) -> Result<LoadedGenerator> {
         manifest,
         config,
         dir: dir.to_path_buf(),
+        digest,
     })
 }
 

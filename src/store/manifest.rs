@@ -1,12 +1,13 @@
 //! The JSON manifest that describes a checkpoint: what the weights are, how they were
 //! made, and which tensors they must contain.
 
-use super::atomic;
+use crate::files::{atomic, input};
+use crate::limits::{MAX_MANIFEST_BYTES, MAX_RANK, MAX_TENSORS};
 use crate::{Error, Result};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 /// The manifest format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -52,9 +53,13 @@ pub struct Manifest {
     #[serde(default)]
     pub dataset: Option<String>,
     /// For potentials: the generator folder they were trained on, relative to their own
-    /// folder (usually `..`).
+    /// folder (usually `..`) or absolute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<String>,
+    /// For potentials: the digest of the generator's weights they were trained on
+    /// ([`super::tensors::digest`]), so they are never used with other weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_digest: Option<String>,
     /// How the weights were trained.
     #[serde(default)]
     pub training: Option<Training>,
@@ -78,6 +83,7 @@ impl Manifest {
             architecture,
             dataset: None,
             generator: None,
+            generator_digest: None,
             training: None,
             metrics: BTreeMap::new(),
             weights: super::WEIGHTS_FILE.into(),
@@ -101,10 +107,11 @@ impl Manifest {
             .collect();
     }
 
-    /// Reads and checks a manifest file.
+    /// Reads and checks a manifest file (a regular file of at most
+    /// [`MAX_MANIFEST_BYTES`]).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let m: Manifest = serde_json::from_str(&text)
+        let bytes = input::read(path, MAX_MANIFEST_BYTES, "manifest")?;
+        let m: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::checkpoint(path, format!("invalid manifest: {e}")))?;
         if m.format != "latentflow" {
             return Err(Error::checkpoint(
@@ -121,7 +128,67 @@ impl Manifest {
                 ),
             ));
         }
+        if m.tensors.len() > MAX_TENSORS {
+            return Err(Error::Limit(format!(
+                "{}: {} tensors, above the limit of {MAX_TENSORS}",
+                path.display(),
+                m.tensors.len()
+            )));
+        }
+        for (name, info) in &m.tensors {
+            if info.shape.len() > MAX_RANK {
+                return Err(Error::Limit(format!(
+                    "{}: tensor {name} has {} dimensions, above the limit of {MAX_RANK}",
+                    path.display(),
+                    info.shape.len()
+                )));
+            }
+            if !super::tensors::FLOAT_DTYPES.contains(&info.dtype.as_str()) {
+                return Err(Error::checkpoint(
+                    path,
+                    format!(
+                        "tensor {name} has dtype '{}'; expected one of {:?}",
+                        info.dtype,
+                        super::tensors::FLOAT_DTYPES
+                    ),
+                ));
+            }
+        }
         Ok(m)
+    }
+
+    /// The weights file of the checkpoint in `dir`: a file directly inside the folder (no
+    /// sub-folder, no `..`, not absolute, and not a symbolic link that leads elsewhere).
+    pub fn weights_path(&self, dir: &Path) -> Result<PathBuf> {
+        let manifest = dir.join(super::MANIFEST_FILE);
+        let mut parts = Path::new(&self.weights).components();
+        if !matches!(
+            (parts.next(), parts.next()),
+            (Some(Component::Normal(_)), None)
+        ) {
+            return Err(Error::checkpoint(
+                manifest,
+                format!(
+                    "weights '{}' must name a file inside the model folder (no folders, no \
+                     '..', not an absolute path)",
+                    self.weights
+                ),
+            ));
+        }
+        let path = dir.join(&self.weights);
+        if let (Ok(real), Ok(real_dir)) = (std::fs::canonicalize(&path), std::fs::canonicalize(dir))
+            && real.parent() != Some(real_dir.as_path())
+        {
+            return Err(Error::checkpoint(
+                manifest,
+                format!(
+                    "weights '{}' is a link to {}, outside the model folder",
+                    self.weights,
+                    real.display()
+                ),
+            ));
+        }
+        Ok(path)
     }
 
     /// Writes the manifest atomically (pretty-printed JSON).
@@ -131,13 +198,26 @@ impl Manifest {
         atomic::write(path, format!("{text}\n").as_bytes())
     }
 
-    /// Checks that `tensors` (read from `weights_path`) are exactly the listed ones.
+    /// Checks that the tensors read from `weights_path` are exactly the listed ones, with
+    /// the listed shapes and dtypes.
     pub fn check_tensors(
         &self,
         weights_path: &Path,
-        tensors: &BTreeMap<String, Tensor>,
+        read: &super::tensors::ReadTensors,
     ) -> Result<()> {
+        let tensors = &read.tensors;
         for (name, info) in &self.tensors {
+            if let Some(stored) = read.dtypes.get(name)
+                && *stored != info.dtype
+            {
+                return Err(Error::checkpoint(
+                    weights_path,
+                    format!(
+                        "tensor {name} is stored as {stored} but the manifest says {}",
+                        info.dtype
+                    ),
+                ));
+            }
             match tensors.get(name) {
                 None => {
                     return Err(Error::checkpoint(

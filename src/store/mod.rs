@@ -10,9 +10,9 @@
 //!
 //! The format is documented for PyTorch users in `docs/checkpoint-format.md`.
 
-pub mod atomic;
 pub mod generator;
 pub mod manifest;
+pub mod pickle;
 pub mod potentials;
 pub mod pth;
 pub mod tensors;

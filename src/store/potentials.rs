@@ -1,7 +1,7 @@
 //! Saving and loading potential sets (`model: "potentials"`), checked against their
 //! manifest and against the generator they are used with.
 
-use super::generator::{read_manifest, read_weights};
+use super::generator::{LoadedGenerator, read_manifest, read_weights};
 use super::{MANIFEST_FILE, manifest::Manifest};
 use crate::models::potential::{PotentialConfig, Potentials};
 use crate::nn::Params;
@@ -36,10 +36,17 @@ pub fn potential_config(dir: &Path, manifest: &Manifest) -> Result<PotentialConf
     Ok(cfg)
 }
 
-/// Loads a frozen potential set; `latent` (the generator's latent size) must match.
-pub fn load_potentials(dir: &Path, latent: usize, device: &Device) -> Result<LoadedPotentials> {
+/// Loads a frozen potential set for `generator`: its latent size must match, and so must
+/// the generator the set records — the digest of its weights when the manifest has one,
+/// else the folder.
+pub fn load_potentials(
+    dir: &Path,
+    generator: &LoadedGenerator,
+    device: &Device,
+) -> Result<LoadedPotentials> {
     let manifest = read_manifest(dir)?;
     let cfg = potential_config(dir, &manifest)?;
+    let latent = generator.config.latent;
     if cfg.latent != latent {
         return Err(Error::checkpoint(
             dir.join(MANIFEST_FILE),
@@ -49,8 +56,8 @@ pub fn load_potentials(dir: &Path, latent: usize, device: &Device) -> Result<Loa
             ),
         ));
     }
+    check_generator(dir, &manifest, generator)?;
     let (path, tensors) = read_weights(dir, &manifest, device)?;
-    manifest.check_tensors(&path, &tensors)?;
     let params = Params::from_tensors(tensors, false, device)?;
     let potentials =
         Potentials::new(&params, &cfg).map_err(|e| Error::checkpoint(&path, e.to_string()))?;
@@ -65,6 +72,40 @@ pub fn load_potentials(dir: &Path, latent: usize, device: &Device) -> Result<Loa
         manifest,
         dir: dir.to_path_buf(),
     })
+}
+
+/// Checks that the potentials in `dir` were trained on `generator`'s weights.
+fn check_generator(dir: &Path, manifest: &Manifest, generator: &LoadedGenerator) -> Result<()> {
+    let path = dir.join(MANIFEST_FILE);
+    if let Some(recorded) = &manifest.generator_digest {
+        if *recorded != generator.digest {
+            return Err(Error::checkpoint(
+                path,
+                format!(
+                    "these potentials were trained on other weights than those of {} (the \
+                     generator was retrained or replaced since); train them again",
+                    generator.dir.display()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    let Some(recorded) = &manifest.generator else {
+        return Ok(());
+    };
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let trained_on = canon(&dir.join(recorded));
+    if trained_on.is_none() || trained_on != canon(&generator.dir) {
+        return Err(Error::checkpoint(
+            path,
+            format!(
+                "these potentials were trained on the generator in '{recorded}' (relative to \
+                 their folder), not on {}",
+                generator.dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The potential sets inside a generator folder: each sub-folder whose manifest says

@@ -10,6 +10,7 @@ use super::losses::{bce_with_logits, gaussian_kl};
 use super::state::{LogRow, STATE_FILE, TrainState, write_log_csv};
 use super::{CancelToken, Progress, job};
 use crate::data::{self, Dataset, Image, image::grid};
+use crate::limits::{self, MAX_BATCH};
 use crate::models::images::to_images;
 use crate::models::{
     Discriminator, Gan, Generator, GeneratorConfig, GeneratorKind, Vae, randn, sample_latents,
@@ -99,6 +100,7 @@ impl GeneratorTrainConfig {
         if self.iters == 0 || self.batch_size == 0 {
             return Err(Error::config("--iters and --batch-size must be positive"));
         }
+        limits::check_count("--batch-size", self.batch_size, MAX_BATCH)?;
         if self.checkpoint_every == 0 || self.log_every == 0 {
             return Err(Error::config(
                 "checkpoint and log intervals must be positive",
@@ -273,17 +275,23 @@ pub fn train_generator(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainSummary> {
     cfg.validate()?;
+    let out = &cfg.out;
+    let resumed = job::prepare(out, "generator", cfg.restart, &cfg.fingerprint(), device)?;
     let ds: Arc<dyn Dataset> = Arc::from(data::open(&cfg.dataset, data::IMAGE_SIZE)?);
-    ds.check()?;
     let mut arch = GeneratorConfig::new(cfg.kind, cfg.latent, ds.channels());
     if let Some(base) = cfg.base {
         arch.base = base;
     }
     arch.image_size = ds.size();
     arch.validate()?;
-
-    let out = &cfg.out;
-    let resumed = job::prepare(out, "a model", cfg.restart, &cfg.fingerprint(), device)?;
+    limits::check_memory(
+        &format!(
+            "training a {:?} of base width {} with batches of {}",
+            arch.kind, arch.base, cfg.batch_size
+        ),
+        arch.training_bytes(cfg.batch_size),
+    )?;
+    ds.check()?;
     let params = Params::new(cfg.seed, device);
     let mut trainer = Trainer::new(&params, &arch, cfg.learning_rate())?;
     let first = match &resumed {
@@ -417,6 +425,7 @@ impl SaveContext<'_> {
             }
         }
         let state = TrainState {
+            model: "generator".into(),
             iteration,
             elapsed_s: elapsed,
             settings: self.cfg.fingerprint(),

@@ -5,29 +5,77 @@
 use super::generator::mean_values;
 use super::state::{LogRow, STATE_FILE, TrainState};
 use super::{CancelToken, Progress};
-use crate::store::{self, atomic};
+use crate::files::atomic;
+use crate::store;
 use crate::{Error, Result};
 use candle_core::Device;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-/// Checks `out` and loads the run to resume, if any: a folder that already holds `what`
-/// without a training state is refused unless `restart`; a state with other settings is
-/// refused.
+/// Checks the output folder `out` of a run that trains a `model` ("generator",
+/// "potentials") and loads the run to resume, if any. The folder may be new, empty, or
+/// hold latentflow's own run or model *of the same kind*: anything else — a folder of the
+/// user's, another kind of model (say, the generator the potentials are trained on) — is
+/// refused whatever the flags. A finished model is replaced only with `restart`, and a
+/// run with other settings is not resumed.
 pub fn prepare(
     out: &Path,
-    what: &str,
+    model: &str,
     restart: bool,
     fingerprint: &serde_json::Value,
     device: &Device,
 ) -> Result<Option<TrainState>> {
     let state_path = out.join(STATE_FILE);
-    if !restart && !state_path.exists() && out.join(store::MANIFEST_FILE).exists() {
-        return Err(Error::config(format!(
-            "{} already holds {what}; choose another --out or pass --restart to overwrite it",
+    let manifest_path = out.join(store::MANIFEST_FILE);
+    let refuse = |why: String| {
+        Err(Error::config(format!(
+            "{} {why}; choose another --out",
             out.display()
-        )));
+        )))
+    };
+    if out.exists() {
+        if !out.is_dir() {
+            return refuse("is a file, not a folder".into());
+        }
+        let has_manifest = manifest_path.exists();
+        let has_state = state_path.exists();
+        if has_manifest {
+            let found = match store::Manifest::load(&manifest_path) {
+                Ok(m) => m.model,
+                Err(e) => return refuse(format!("holds a manifest latentflow cannot read ({e})")),
+            };
+            if found != model {
+                return refuse(format!(
+                    "holds a {found} model, not {model}, and is never replaced by one"
+                ));
+            }
+        }
+        if has_state {
+            let found = super::state::peek_model(&state_path)?;
+            if found != model {
+                return refuse(format!(
+                    "holds a training run of a {found} model, not {model}"
+                ));
+            }
+        }
+        if !has_manifest && !has_state && !is_empty_of_user_files(out)? {
+            return refuse(format!(
+                "is not empty and holds no latentflow {model}; latentflow writes only into a \
+                 new or empty folder or its own model"
+            ));
+        }
+        if has_manifest && !has_state && !restart {
+            return Err(Error::config(format!(
+                "{} already holds {}; choose another --out or pass --restart to overwrite it",
+                out.display(),
+                if model == "generator" {
+                    "a generator"
+                } else {
+                    model
+                }
+            )));
+        }
     }
     atomic::check_writable(out)?;
     if restart || !state_path.exists() {
@@ -44,11 +92,25 @@ pub fn prepare(
     Ok(Some(state))
 }
 
+/// Whether `dir` holds nothing but temporary files that latentflow leaves while writing.
+fn is_empty_of_user_files(dir: &Path) -> Result<bool> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with('.') && name.contains(".tmp-")) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// One training job as the loop drives it.
 pub trait Steps {
     /// Runs iteration `iteration` (0-based) and returns its named values.
     fn step(&mut self, iteration: u64) -> Result<Vec<(String, f64)>>;
-    /// Writes a checkpoint after `iteration` iterations.
+    /// Writes a checkpoint after `iteration` iterations (the loop has created the output
+    /// folder: it is made at the first checkpoint, so a run that dies before leaves none).
     fn save(&mut self, iteration: u64, log: &[LogRow], elapsed_s: f64) -> Result<()>;
 }
 
@@ -104,6 +166,7 @@ pub fn run(
     while iteration < spec.iters {
         cancel.wait_while_paused();
         if cancel.is_cancelled() {
+            atomic::create_dir(spec.out)?;
             job.save(
                 iteration,
                 &log,
@@ -140,12 +203,14 @@ pub fn run(
             });
         }
         if iteration % spec.checkpoint_every == 0 || iteration == spec.iters {
+            atomic::create_dir(spec.out)?;
             job.save(iteration, &log, elapsed)?;
             progress(Progress::Checkpoint { iteration });
         }
     }
     if resumed_from == spec.iters {
         // Nothing left to do, but make sure the exported files exist.
+        atomic::create_dir(spec.out)?;
         job.save(iteration, &log, elapsed_prev)?;
     }
     let run_s = start.elapsed().as_secs_f64();

@@ -23,6 +23,7 @@
 use super::state::{LogRow, STATE_FILE, TrainState, write_log_csv};
 use super::{CancelToken, Progress, job};
 use crate::data::image::grid;
+use crate::limits::{self, MAX_BATCH, MAX_K, MAX_STEP_SCALE, MAX_STEPS, MAX_WIDTH};
 use crate::methods::{PathSpec, PotentialFlow, Traversal};
 use crate::models::classifier::{PairClassifier, cross_entropy};
 use crate::models::images::to_images;
@@ -151,6 +152,12 @@ impl PotentialTrainConfig {
                 "--k, --steps, --iters and --batch-size must be at least 1",
             ));
         }
+        limits::check_count("--k", self.k, MAX_K)?;
+        limits::check_count("--steps", self.steps, MAX_STEPS)?;
+        limits::check_count("--batch-size", self.batch_size, MAX_BATCH)?;
+        limits::check_count("--hidden", self.hidden, MAX_WIDTH)?;
+        limits::check_count("--time-dim", self.time_dim, MAX_WIDTH)?;
+        limits::check_magnitude("--linear-step", self.linear_step, MAX_STEP_SCALE)?;
         if self.checkpoint_every == 0 || self.log_every == 0 {
             return Err(Error::config(
                 "checkpoint and log intervals must be positive",
@@ -179,6 +186,24 @@ impl PotentialTrainConfig {
             }
         }
         v
+    }
+
+    /// Bytes a training iteration on a generator `g` takes, estimated from above: the
+    /// potentials with gradients and Adam's moments, and per code the generator's value
+    /// and tangent passes (with the next image and the classifier) and the potentials'
+    /// carried Jacobians.
+    pub fn memory_bytes(&self, g: &crate::models::GeneratorConfig) -> u64 {
+        let latent = g.latent as u128;
+        let (k, hidden, time) = (self.k as u128, self.hidden as u128, self.time_dim as u128);
+        let weights = k
+            .saturating_mul(hidden)
+            .saturating_mul(latent + time + 4)
+            .saturating_mul(4);
+        let per_code = g
+            .activation_count()
+            .saturating_mul(3 * 12)
+            .saturating_add(hidden.saturating_mul(latent + 4).saturating_mul(16));
+        limits::f32_bytes(weights.saturating_add(per_code.saturating_mul(self.batch_size as u128)))
     }
 
     /// The potential architecture these settings train.
@@ -406,11 +431,13 @@ impl PotentialTrainer {
 }
 
 /// How `out` refers to the generator folder in the manifest: `..` when the potentials
-/// live inside it (the usual layout), else the path as given.
+/// live inside it (the usual layout), else its absolute path (a path relative to the
+/// working directory of the training run would mean nothing later).
 fn generator_reference(cfg: &PotentialTrainConfig) -> String {
     let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
     match (cfg.out.parent().and_then(canon), canon(&cfg.generator)) {
         (Some(parent), Some(g)) if parent == g => "..".into(),
+        (_, Some(g)) => g.display().to_string(),
         _ => cfg.generator.display().to_string(),
     }
 }
@@ -423,11 +450,18 @@ pub fn train_potentials(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<PotentialTrainSummary> {
     cfg.validate()?;
+    let out = &cfg.out;
+    let resumed = job::prepare(out, "potentials", cfg.restart, &cfg.fingerprint(), device)?;
     let generator = store::load_generator(&cfg.generator, device)?;
     let arch = cfg.architecture(generator.config.latent);
     arch.validate()?;
-    let out = &cfg.out;
-    let resumed = job::prepare(out, "potentials", cfg.restart, &cfg.fingerprint(), device)?;
+    limits::check_memory(
+        &format!(
+            "training {} potentials of width {} with batches of {}",
+            cfg.k, cfg.hidden, cfg.batch_size
+        ),
+        cfg.memory_bytes(&generator.config),
+    )?;
     let (channels, size) = (generator.config.channels, generator.config.image_size);
     let mut trainer = PotentialTrainer::new(&arch, channels, size, cfg.lr, cfg.seed, device)?;
     if let Some(state) = &resumed {
@@ -504,6 +538,7 @@ impl Saver<'_> {
     ) -> Result<()> {
         let out = &self.cfg.out;
         TrainState {
+            model: "potentials".into(),
             iteration,
             elapsed_s: elapsed,
             settings: self.cfg.fingerprint(),
@@ -518,6 +553,7 @@ impl Saver<'_> {
         );
         manifest.dataset = self.generator.manifest.dataset.clone();
         manifest.generator = Some(generator_reference(self.cfg));
+        manifest.generator_digest = Some(self.generator.digest.clone());
         let mut settings = BTreeMap::new();
         let fp = self.cfg.fingerprint();
         if let Some(m) = fp.as_object() {

@@ -3,7 +3,7 @@
 //! the header metadata, the iteration, elapsed time, settings and loss log. One file means
 //! a crash can never leave weights and progress out of step.
 
-use crate::store::atomic;
+use crate::files::atomic;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +26,8 @@ pub struct LogRow {
 /// Everything needed to resume.
 #[derive(Debug, Clone)]
 pub struct TrainState {
+    /// What the run trains, as a manifest names it ("generator", "potentials").
+    pub model: String,
     /// Updates completed.
     pub iteration: u64,
     /// Training seconds so far.
@@ -42,6 +44,7 @@ impl TrainState {
     /// Writes the state atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut meta = HashMap::new();
+        meta.insert("model".to_string(), self.model.clone());
         meta.insert("iteration".to_string(), self.iteration.to_string());
         meta.insert("elapsed_s".to_string(), self.elapsed_s.to_string());
         meta.insert("settings".to_string(), self.settings.to_string());
@@ -66,7 +69,7 @@ impl TrainState {
 
     /// Reads a state written by [`TrainState::save`].
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::store::tensors::read_bytes(path)?;
         let bad = |msg: String| Error::checkpoint(path, msg);
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| bad(format!("corrupt training state: {e}")))?;
@@ -78,13 +81,18 @@ impl TrainState {
         let iteration = field("iteration")?
             .parse()
             .map_err(|_| bad("bad iteration".into()))?;
-        let elapsed_s = field("elapsed_s")?
+        let elapsed_s: f64 = field("elapsed_s")?
             .parse()
             .map_err(|_| bad("bad elapsed_s".into()))?;
+        if !(elapsed_s.is_finite() && elapsed_s >= 0.0) {
+            return Err(bad(format!("bad elapsed_s {elapsed_s}")));
+        }
         let settings = serde_json::from_str(field("settings")?).map_err(|e| bad(e.to_string()))?;
         let log = serde_json::from_str(field("log")?).map_err(|e| bad(e.to_string()))?;
-        let tensors = crate::store::load_safetensors(path, device)?;
+        let model = model_of(&meta, &settings);
+        let tensors = crate::store::tensors::parse_safetensors(path, &bytes, device)?.tensors;
         Ok(Self {
+            model,
             iteration,
             elapsed_s,
             settings,
@@ -93,6 +101,50 @@ impl TrainState {
         })
     }
 }
+
+/// The model a state trains: its `model` field, or for states written before it existed,
+/// what its settings say (a generator run names a dataset, a potential run a generator).
+fn model_of(meta: &HashMap<String, String>, settings: &serde_json::Value) -> String {
+    if let Some(m) = meta.get("model") {
+        return m.clone();
+    }
+    if settings.get("dataset").is_some() {
+        "generator".into()
+    } else if settings.get("generator").is_some() {
+        "potentials".into()
+    } else {
+        "unknown".into()
+    }
+}
+
+/// What the training state at `path` trains ("generator", "potentials"), read from its
+/// header alone (bounded), for deciding whether a folder may be written.
+pub fn peek_model(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let bad = |msg: String| Error::checkpoint(path, format!("corrupt training state: {msg}"));
+    let (mut file, size) = crate::files::input::open_regular(path, u64::MAX, "training state")?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
+    let n = u64::from_le_bytes(len);
+    if n > size.saturating_sub(8) || n > MAX_HEADER_BYTES {
+        return Err(bad(format!("header length {n}")));
+    }
+    let header = crate::files::input::read_limited(file.take(n), n, path, "training state", n)?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(e.to_string()))?;
+    let meta: HashMap<String, String> = header
+        .get("__metadata__")
+        .and_then(|m| serde_json::from_value(m.clone()).ok())
+        .unwrap_or_default();
+    let settings = meta
+        .get("settings")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Ok(model_of(&meta, &settings))
+}
+
+/// The largest safetensors header (the safetensors crate's own limit).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 /// Writes the log as CSV (`iteration,elapsed_s,<terms...>`) atomically.
 pub fn write_log_csv(path: &Path, log: &[LogRow]) -> Result<()> {
@@ -134,6 +186,7 @@ mod tests {
             values: vec![("loss".into(), 0.25)],
         }];
         let s = TrainState {
+            model: "generator".into(),
             iteration: 10,
             elapsed_s: 1.5,
             settings: serde_json::json!({"lr": 0.001}),
@@ -143,6 +196,8 @@ mod tests {
         s.save(&path)?;
         let back = TrainState::load(&path, &Device::Cpu)?;
         assert_eq!(back.iteration, 10);
+        assert_eq!(back.model, "generator");
+        assert_eq!(peek_model(&path)?, "generator");
         assert_eq!(back.log, log);
         assert_eq!(back.settings, serde_json::json!({"lr": 0.001}));
         assert_eq!(back.tensors["model.w"].to_vec1::<f32>()?, vec![1., 2.]);

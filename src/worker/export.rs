@@ -5,8 +5,9 @@
 use super::Loaded;
 use super::render::{RenderRequest, request_path};
 use crate::data::image::grid;
-use crate::models::{Generator, images::to_images};
-use crate::store::atomic;
+use crate::files::{MARK, atomic, gif::STATE_PREFIX};
+use crate::limits::{self, MAX_GIF_SIDE, MAX_SCALE, MAX_SEEDS};
+use crate::models::images::decode_images;
 use crate::{Error, Result};
 use candle_core::Device;
 use std::path::PathBuf;
@@ -28,8 +29,54 @@ pub struct GifOptions {
     pub state_json: String,
 }
 
-/// Prefix of the embedded state comment.
-pub const STATE_PREFIX: &str = "latentflow-state:";
+/// Padding between the tiles of a grid of seeds.
+const PAD: usize = 2;
+
+impl GifOptions {
+    /// Checks the options against the resource policy for an export of `frames` frames of
+    /// a generator's `size`×`size` images: the GIF format's 16-bit sides, and the memory
+    /// the frames take.
+    pub fn check(&self, frames: usize, size: usize) -> Result<()> {
+        if self.fps == 0 || self.fps > 100 {
+            return Err(Error::config(format!("fps {} is not in 1..=100", self.fps)));
+        }
+        if self.scale == 0 || self.seeds == 0 {
+            return Err(Error::config("scale and seeds must be at least 1"));
+        }
+        limits::check_count("the GIF scale", self.scale, MAX_SCALE)?;
+        limits::check_count("the number of seeds", self.seeds, MAX_SEEDS)?;
+        let (w, h) = self.frame_size(size);
+        if w.max(h) > MAX_GIF_SIDE {
+            return Err(Error::Limit(format!(
+                "a GIF of {} seeds at scale {} would be {w}×{h} pixels, above the GIF \
+                 format's limit of {MAX_GIF_SIDE} per side",
+                self.seeds, self.scale
+            )));
+        }
+        let pixels = limits::product(&[w, h]);
+        // RGB8 of every frame kept for the encoder, one frame in f32 (grid and upscaled
+        // copy), the encoded file (at most a byte a pixel a frame).
+        let bytes = pixels
+            .saturating_mul(frames as u128)
+            .saturating_mul(4)
+            .saturating_add(pixels.saturating_mul(3 * 4 * 2));
+        limits::check_memory(
+            &format!(
+                "a GIF of {frames} frames of {} seeds at scale {} ({w}×{h})",
+                self.seeds, self.scale
+            ),
+            u64::try_from(bytes).unwrap_or(u64::MAX),
+        )
+    }
+
+    /// (width, height) of a frame of `size`×`size` images.
+    fn frame_size(&self, size: usize) -> (usize, usize) {
+        let cols = (self.seeds as f64).sqrt().ceil() as usize;
+        let rows = self.seeds.div_ceil(cols.max(1));
+        let side = |n: usize| (n * (size + PAD) - PAD).saturating_mul(self.scale);
+        (side(cols), side(rows))
+    }
+}
 
 /// Writes the GIF; `progress` gets the fraction done.
 pub fn export_gif(
@@ -39,95 +86,56 @@ pub fn export_gif(
     device: &Device,
     progress: &mut dyn FnMut(f32),
 ) -> Result<()> {
-    if opts.fps == 0 || opts.fps > 100 || opts.scale == 0 || opts.scale > 16 || opts.seeds == 0 {
-        return Err(Error::config(
-            "GIF export needs fps in 1..=100, scale in 1..=16 and at least one seed",
-        ));
-    }
+    let frames = req.validate()?.1 + 1;
+    opts.check(frames, model.generator.config.image_size)?;
     let mut req = req.clone();
     req.batch = opts.seeds - 1;
     let (path, _) = request_path(model, &req, device)?;
     let g = &model.generator.model;
     let n = path.len();
-    let mut frames = Vec::with_capacity(n);
+    let cols = (opts.seeds as f64).sqrt().ceil() as usize;
+    let mut rgb_frames = Vec::with_capacity(n);
+    let (mut w, mut h) = (0, 0);
     for (i, z) in path.iter().enumerate() {
-        let images = to_images(&g.decode(&z.to_dtype(candle_core::DType::F32)?)?)?;
-        let cols = (opts.seeds as f64).sqrt().ceil() as usize;
-        let mut picture = grid(&images, cols, 2)?;
+        let images = decode_images(g, z)?;
+        let mut picture = grid(&images, cols, PAD)?;
         if opts.scale > 1 {
             picture = picture.upscale_nearest(opts.scale);
         }
-        frames.push(picture);
+        (w, h) = (picture.width, picture.height);
+        rgb_frames.push(picture.to_rgb8().into_raw());
         progress(0.8 * (i + 1) as f32 / n as f32);
     }
     let mut order: Vec<usize> = (0..n).collect();
     if opts.ping_pong && n > 2 {
         order.extend((1..n - 1).rev());
     }
-    let (w, h) = (frames[0].width as u16, frames[0].height as u16);
+    let too_big = || Error::Limit(format!("a {w}×{h} frame is too large for GIF"));
+    let (w, h) = (
+        u16::try_from(w).map_err(|_| too_big())?,
+        u16::try_from(h).map_err(|_| too_big())?,
+    );
+    let encoder_error = |e: gif::EncodingError| Error::config(format!("GIF encoder: {e}"));
     let mut bytes = Vec::new();
     {
-        let mut enc = gif::Encoder::new(&mut bytes, w, h, &[])
-            .map_err(|e| Error::config(format!("GIF encoder: {e}")))?;
+        let mut enc = gif::Encoder::new(&mut bytes, w, h, &[]).map_err(encoder_error)?;
         enc.set_repeat(gif::Repeat::Infinite)
-            .map_err(|e| Error::config(format!("GIF encoder: {e}")))?;
+            .map_err(encoder_error)?;
+        enc.write_raw_extension(gif::Extension::Comment.into(), &[MARK.as_bytes()])
+            .map_err(encoder_error)?;
         if !opts.state_json.is_empty() {
             let text = format!("{STATE_PREFIX}{}", opts.state_json);
             let chunks: Vec<&[u8]> = text.as_bytes().chunks(255).collect();
             enc.write_raw_extension(gif::Extension::Comment.into(), &chunks)
-                .map_err(|e| Error::config(format!("GIF encoder: {e}")))?;
+                .map_err(encoder_error)?;
         }
         let delay = (100.0 / opts.fps as f64).round().max(1.0) as u16;
         for (j, &i) in order.iter().enumerate() {
-            let rgb = frames[i].to_rgb8();
-            let mut frame = gif::Frame::from_rgb_speed(w, h, rgb.as_raw(), 10);
+            let mut frame = gif::Frame::from_rgb_speed(w, h, &rgb_frames[i], 10);
             frame.delay = delay;
-            enc.write_frame(&frame)
-                .map_err(|e| Error::config(format!("GIF encoder: {e}")))?;
+            enc.write_frame(&frame).map_err(encoder_error)?;
             progress(0.8 + 0.2 * (j + 1) as f32 / order.len() as f32);
         }
     }
     atomic::write(&opts.out, &bytes)
-}
-
-/// The state JSON embedded in a GIF written by [`export_gif`], if any: the first comment
-/// extension that starts with [`STATE_PREFIX`], found before the first image.
-pub fn read_gif_state(path: &std::path::Path) -> Result<Option<String>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = || Error::dataset(path, "not a GIF file (or a damaged one)");
-    if bytes.len() < 13 || !bytes.starts_with(b"GIF8") {
-        return Err(bad());
-    }
-    let flags = bytes[10];
-    let mut pos = 13
-        + if flags & 0x80 != 0 {
-            3 << ((flags & 7) + 1)
-        } else {
-            0
-        };
-    while let Some(&block) = bytes.get(pos) {
-        match block {
-            0x21 => {
-                let label = *bytes.get(pos + 1).ok_or_else(bad)?;
-                pos += 2;
-                let mut data = Vec::new();
-                loop {
-                    let len = *bytes.get(pos).ok_or_else(bad)? as usize;
-                    pos += 1;
-                    if len == 0 {
-                        break;
-                    }
-                    data.extend_from_slice(bytes.get(pos..pos + len).ok_or_else(bad)?);
-                    pos += len;
-                }
-                if label == 0xFE
-                    && let Some(json) = data.strip_prefix(STATE_PREFIX.as_bytes())
-                {
-                    return Ok(Some(String::from_utf8_lossy(json).into_owned()));
-                }
-            }
-            _ => return Ok(None), // an image or the trailer: comments come first
-        }
-    }
-    Ok(None)
 }

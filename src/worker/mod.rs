@@ -194,7 +194,7 @@ pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate:
     let generator = load_generator(dir, device)?;
     let mut methods = Vec::new();
     for p in find_potentials(dir) {
-        let pots = load_potentials(&p, generator.config.latent, device)?;
+        let pots = load_potentials(&p, &generator, device)?;
         let flow = PotentialFlow::new(pots.potentials);
         let info = MethodInfo {
             method: flow.method(),

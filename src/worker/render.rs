@@ -3,8 +3,9 @@
 
 use super::Loaded;
 use crate::data::Image;
+use crate::limits::{self, MAX_SEEDS, MAX_STEP_SCALE, MAX_STEPS};
 use crate::methods::{PathSpec, Plan, StepRecord, Traversal};
-use crate::models::{Generator, images::to_images, sample_latents};
+use crate::models::{Generator, images::decode_images, sample_latents};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
@@ -44,8 +45,34 @@ pub struct RenderRequest {
 }
 
 impl RenderRequest {
-    /// The plan and step count the request describes (step count 0: no movement).
-    pub fn plan(&self) -> (Plan, usize) {
+    /// Checks the request against the resource policy (finite slider times of at most
+    /// [`MAX_STEPS`] steps, a bounded step scale and batch) and returns its plan and step
+    /// count (0: no movement).
+    pub fn validate(&self) -> Result<(Plan, usize)> {
+        limits::check_count("the batch view's extra codes", self.batch, MAX_SEEDS)?;
+        limits::check_magnitude("the step scale", self.step_scale, MAX_STEP_SCALE)?;
+        match self.switch {
+            Some(s) => {
+                limits::check_count("the switching walk's steps", s.steps, MAX_STEPS)?;
+                if s.at > s.steps {
+                    return Err(Error::config(format!(
+                        "cannot switch at step {} of a {}-step walk",
+                        s.at, s.steps
+                    )));
+                }
+            }
+            None => {
+                for &t in &self.sliders {
+                    limits::check_magnitude("a slider time", t, MAX_STEPS as f64)?;
+                }
+            }
+        }
+        Ok(self.plan())
+    }
+
+    /// The plan and step count the request describes (step count 0: no movement). Call
+    /// [`RenderRequest::validate`] first on a request from outside.
+    fn plan(&self) -> (Plan, usize) {
         match self.switch {
             Some(s) => (
                 Plan::Switch {
@@ -98,8 +125,8 @@ pub fn request_path(
     device: &Device,
 ) -> Result<(Vec<Tensor>, Vec<StepRecord>)> {
     let g = &model.generator.model;
+    let (plan, steps) = req.validate()?;
     let z0 = start_codes(g, req.seed, 1 + req.batch, device)?;
-    let (plan, steps) = req.plan();
     if steps == 0 {
         return Ok((vec![z0], Vec::new()));
     }
@@ -142,7 +169,7 @@ pub fn render(model: &Loaded, req: &RenderRequest, device: &Device) -> Result<Fr
     if req.batch > 0 {
         rows.push(last.narrow(0, 1, req.batch)?);
     }
-    let images = to_images(&g.decode(&Tensor::cat(&rows, 0)?.to_dtype(candle_core::DType::F32)?)?)?;
+    let images = decode_images(g, &Tensor::cat(&rows, 0)?)?;
     let strip = images[..n].to_vec();
     let records = records
         .into_iter()
