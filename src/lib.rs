@@ -4,6 +4,7 @@
 //! datasets ([`data`]), layers with exact forward-mode tangents ([`nn`]), generators
 //! ([`models`]), training jobs ([`train`]) and checkpoints ([`store`]).
 
+pub mod alloc;
 pub mod app;
 pub mod bench;
 pub mod cli;

@@ -5,6 +5,7 @@ use clap::Parser;
 use latentflow::cli::{Cli, run};
 
 fn main() -> std::process::ExitCode {
+    latentflow::alloc::tune();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,10 +3,13 @@
 use super::{BenchGeneratorArgs, device};
 use crate::bench::decode_ms;
 use crate::store::{default_model_dir, load_generator};
-use crate::train::generator::measure_train_throughput;
+use crate::train::generator::{measure_compute_throughput, measure_train_throughput};
 use anyhow::{Context, Result};
 
-/// Prints `{"decode_ms_b1", "decode_ms_b32", "train_img_per_s", ...}` for a model.
+/// Prints `{"decode_ms_b1", "decode_ms_b32", "train_img_per_s",
+/// "train_compute_img_per_s", ...}` for a model: training with data (batches of 64
+/// rendered images) and without (one fixed batch of 32, what a PyTorch script of the same
+/// network measures).
 pub fn generator(args: BenchGeneratorArgs) -> Result<()> {
     let dev = device()?;
     let dir = args.model.unwrap_or_else(default_model_dir);
@@ -22,6 +25,7 @@ pub fn generator(args: BenchGeneratorArgs) -> Result<()> {
         .clone()
         .context("the manifest names no dataset")?;
     let train = measure_train_throughput(&g.config, &dataset, 64, 5, &dev)?;
+    let compute = measure_compute_throughput(&g.config, 32, 10, &dev)?;
     let line = serde_json::json!({
         "model": dir.display().to_string(),
         "device": format!("{dev:?}"),
@@ -30,6 +34,7 @@ pub fn generator(args: BenchGeneratorArgs) -> Result<()> {
         "decode_ms_b1": b1,
         "decode_ms_b32": b32,
         "train_img_per_s": train,
+        "train_compute_img_per_s": compute,
     });
     println!("{line}");
     Ok(())

@@ -1,13 +1,12 @@
 //! 2-D convolutions with PyTorch's weight layouts: [`Conv2d`] (out, in, k, k) and
 //! [`ConvTranspose2d`] (in, out, k, k).
 //!
-//! candle's CPU transposed convolution is a direct loop, while its convolution is
-//! im2col + GEMM. The common up-sampling layer of DCGAN-style decoders (k = 4, stride 2,
-//! padding 1) is therefore computed exactly as a 3×3 convolution with 4·out channels (one
-//! per output sub-pixel phase) followed by a pixel shuffle; the checkpoint keeps PyTorch's
-//! `ConvTranspose2d` weight, which is rearranged on the fly.
+//! On the CPU both run as one GEMM each, with the unfolding and folding of
+//! [`super::im2col`] (whose custom ops carry their own gradients): a convolution as
+//! im2col then GEMM, a transposed convolution — its adjoint — as GEMM then col2im, with
+//! PyTorch's weight layouts used as they are. Other devices use candle's convolutions.
 
-use super::{Dual, Layer, Params};
+use super::{Dual, Layer, Params, im2col};
 use candle_core::{Result, Tensor};
 
 /// A 2-D convolution y = W ⋆ x + b.
@@ -40,25 +39,28 @@ impl Conv2d {
         })
     }
 
-    fn conv(&self, x: &Tensor) -> Result<Tensor> {
-        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)
+    fn conv(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        im2col::conv2d_bias(x, &self.weight, bias, self.stride, self.padding)
     }
 }
 
 fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+        Some(b) => im2col::add_channel_bias(&y, b),
         None => Ok(y),
     }
 }
 
 impl Layer for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        add_channel_bias(self.conv(x)?, self.bias.as_ref())
+        self.conv(x, self.bias.as_ref())
     }
 
     fn forward_dual(&self, x: &Dual) -> Result<Dual> {
-        Ok(Dual::new(self.forward(&x.value)?, self.conv(&x.tangent)?))
+        Ok(Dual::new(
+            self.forward(&x.value)?,
+            self.conv(&x.tangent, None)?,
+        ))
     }
 }
 
@@ -70,14 +72,6 @@ pub struct ConvTranspose2d {
     bias: Option<Tensor>,
     stride: usize,
     padding: usize,
-}
-
-/// For output phase `a` ∈ {0, 1} and input offset `d` ∈ {−1, 0, 1}, the kernel tap of a
-/// k = 4, stride 2, padding 1 transposed convolution that connects them (None: no tap).
-/// Output row 2i + a receives input row m through tap k = 2i + a + 1 − 2m, m = i + d.
-fn phase_tap(a: usize, d: isize) -> Option<usize> {
-    let k = a as isize + 1 - 2 * d;
-    (0..4).contains(&k).then_some(k as usize)
 }
 
 impl ConvTranspose2d {
@@ -102,66 +96,22 @@ impl ConvTranspose2d {
         })
     }
 
-    fn is_phase_decomposable(&self) -> Result<bool> {
-        let (_, _, kh, kw) = self.weight.dims4()?;
-        Ok(kh == 4 && kw == 4 && self.stride == 2 && self.padding == 1)
-    }
-
-    /// The 3×3 kernel (4·cout, cin, 3, 3) equivalent to the 4×4 stride-2 weight: output
-    /// channel 4c + 2a + b computes sub-pixel (a, b) of channel c.
-    fn phase_kernel(&self) -> Result<Tensor> {
-        let (cin, cout, _, _) = self.weight.dims4()?;
-        let dev = self.weight.device();
-        // Flatten the 16 taps and append a zero "tap" (index 16) for missing connections.
-        let flat = self.weight.reshape((cin, cout, 16))?;
-        let flat = Tensor::cat(
-            &[
-                &flat,
-                &Tensor::zeros((cin, cout, 1), self.weight.dtype(), dev)?,
-            ],
-            2,
-        )?;
-        let mut idx = Vec::with_capacity(36);
-        for a in 0..2 {
-            for b in 0..2 {
-                for dy in -1..=1 {
-                    for dx in -1..=1 {
-                        let tap = match (phase_tap(a, dy), phase_tap(b, dx)) {
-                            (Some(ky), Some(kx)) => ky * 4 + kx,
-                            _ => 16,
-                        };
-                        idx.push(tap as u32);
-                    }
-                }
-            }
-        }
-        let idx = Tensor::from_vec(idx, 36, dev)?;
-        flat.index_select(&idx, 2)? // (cin, cout, 36)
-            .reshape((cin, cout * 4, 3, 3))?
-            .transpose(0, 1)?
-            .contiguous()
-    }
-
-    fn conv(&self, x: &Tensor) -> Result<Tensor> {
-        if !self.is_phase_decomposable()? {
-            return x.conv_transpose2d(&self.weight, self.padding, 0, self.stride, 1);
-        }
-        let (n, _, h, w) = x.dims4()?;
-        let cout = self.weight.dim(1)?;
-        let y = x.conv2d(&self.phase_kernel()?, 1, 1, 1, 1)?; // (n, 4·cout, h, w)
-        y.reshape((n, cout, 2, 2, h, w))?
-            .permute((0, 1, 4, 2, 5, 3))?
-            .reshape((n, cout, 2 * h, 2 * w))
+    fn conv(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let y = im2col::conv_transpose2d(x, &self.weight, self.stride, self.padding)?;
+        add_channel_bias(y, bias)
     }
 }
 
 impl Layer for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        add_channel_bias(self.conv(x)?, self.bias.as_ref())
+        self.conv(x, self.bias.as_ref())
     }
 
     fn forward_dual(&self, x: &Dual) -> Result<Dual> {
-        Ok(Dual::new(self.forward(&x.value)?, self.conv(&x.tangent)?))
+        Ok(Dual::new(
+            self.forward(&x.value)?,
+            self.conv(&x.tangent, None)?,
+        ))
     }
 }
 
@@ -170,16 +120,108 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b)
+            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>())
+            .unwrap_or(f64::INFINITY)
+    }
+
+    fn dot(a: &Tensor, b: &Tensor) -> f64 {
+        (a * b)
+            .and_then(|p| p.sum_all()?.to_scalar::<f64>())
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Value and tangent of a layer against a reference made of candle's own (transposed)
+    /// convolution, and the gradients of its input, weight and bias against central
+    /// differences of the reference (exact up to rounding: the layer is affine in each),
+    /// in f64. (candle's own backward mis-sizes gradients of non-square inputs.)
+    fn check_against_reference(
+        layer: &dyn Layer,
+        weight: &Tensor,
+        bias: &Tensor,
+        x: &candle_core::Var,
+        reference: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+        case: &str,
+    ) -> Result<()> {
+        let slow = |x: &Tensor, w: &Tensor, b: &Tensor| -> Result<Tensor> {
+            reference(x, w)?.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)
+        };
+        let fast = layer.forward(x.as_tensor())?;
+        let expected = slow(x.as_tensor(), weight, bias)?;
+        assert!(max_diff(&fast, &expected) < 1e-10, "{case}: forward");
+        let v = crate::nn::fd::randn64(x.dims(), 77)?;
+        let dual = layer.forward_dual(&Dual::new(x.as_tensor().clone(), v.clone()))?;
+        let tangent = reference(&v, weight)?;
+        assert!(max_diff(&dual.tangent, &tangent) < 1e-10, "{case}: tangent");
+        let g = crate::nn::fd::randn64(fast.dims(), 78)?;
+        let grads = (&fast * &g)?.sum_all()?.backward()?;
+        let args = [x.as_tensor(), weight, bias];
+        for (j, what) in ["input", "weight", "bias"].into_iter().enumerate() {
+            let Some(grad) = grads.get(args[j]) else {
+                panic!("{case}: no {what} gradient");
+            };
+            let dir = crate::nn::fd::randn64(args[j].dims(), 79 + j as u64)?;
+            let moved = |sign: f64| -> Result<f64> {
+                let mut a = args.map(Tensor::clone);
+                a[j] = (args[j] + (&dir * sign)?)?;
+                Ok(dot(&g, &slow(&a[0], &a[1], &a[2])?))
+            };
+            let numeric = (moved(1.0)? - moved(-1.0)?) / 2.0;
+            let analytic = dot(grad, &dir);
+            assert!(
+                (analytic - numeric).abs() < 1e-9 * (1.0 + numeric.abs()),
+                "{case}: {what} gradient {analytic} vs {numeric}"
+            );
+        }
+        Ok(())
+    }
+
     #[test]
-    fn phase_decomposition_matches_direct_transposed_convolution() -> Result<()> {
-        let p = Params::new(1, &Device::Cpu);
-        let layer = ConvTranspose2d::new(&p, 3, 5, 4, 2, 1)?;
-        let x = Tensor::randn(0f32, 1., (2, 3, 6, 7), &Device::Cpu)?;
-        let fast = layer.conv(&x)?;
-        let direct = x.conv_transpose2d(&layer.weight, 1, 0, 2, 1)?;
-        assert_eq!(fast.dims(), direct.dims());
-        let err = (fast - direct)?.abs()?.max_all()?.to_scalar::<f32>()?;
-        assert!(err < 1e-5, "max abs difference {err}");
+    fn layers_match_candles_reference_ops_in_value_tangent_and_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        // Batch 1, non-square, channel counts off the SIMD width.
+        for (i, &(n, cin, cout, h, w)) in [(1, 3, 5, 6, 7), (2, 17, 4, 3, 5), (1, 1, 2, 1, 1)]
+            .iter()
+            .enumerate()
+        {
+            let p = Params::new(i as u64, &dev).with_dtype(candle_core::DType::F64)?;
+            let x =
+                candle_core::Var::from_tensor(&crate::nn::fd::randn64(&[n, cin, h, w], i as u64)?)?;
+            // The decoders' up-sampling layer, the GAN's first layer, and others.
+            for (k, stride, pad) in [(4, 2, 1), (4, 1, 0), (3, 1, 1), (3, 2, 0)] {
+                let up = ConvTranspose2d::new(
+                    &p.pp(format!("up{k}{stride}{pad}")),
+                    cin,
+                    cout,
+                    k,
+                    stride,
+                    pad,
+                )?;
+                check_against_reference(
+                    &up,
+                    &up.weight,
+                    up.bias.as_ref().unwrap(),
+                    &x,
+                    |t, w| t.conv_transpose2d(w, pad, 0, stride, 1),
+                    &format!("transposed {i} k{k} s{stride} p{pad}"),
+                )?;
+            }
+            for (k, stride, pad) in [(3, 1, 1), (4, 2, 1)] {
+                if h + 2 * pad < k || w + 2 * pad < k {
+                    continue;
+                }
+                let conv = Conv2d::new(&p.pp(format!("c{k}")), cin, cout, k, stride, pad)?;
+                check_against_reference(
+                    &conv,
+                    &conv.weight,
+                    conv.bias.as_ref().unwrap(),
+                    &x,
+                    |t, w| t.conv2d(w, pad, stride, 1, 1),
+                    &format!("conv {i} k{k}"),
+                )?;
+            }
+        }
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod im2col;
 pub mod linear;
 pub mod norm;
 pub mod optim;

@@ -478,6 +478,31 @@ impl SaveContext<'_> {
     }
 }
 
+/// Training images per second of `arch` on one fixed batch of `batch_size` random images
+/// (no data loading: the figure a PyTorch script of the same network reproduces): the
+/// median over `iters` updates after two warm-up ones.
+pub fn measure_compute_throughput(
+    arch: &GeneratorConfig,
+    batch_size: usize,
+    iters: usize,
+    device: &Device,
+) -> Result<f64> {
+    let params = Params::new(0, device);
+    let mut trainer = Trainer::new(&params, arch, 1e-3)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let shape = [batch_size, arch.channels, arch.image_size, arch.image_size];
+    let x = Tensor::rand(0f32, 1f32, &shape[..], device)?;
+    let mut times = Vec::with_capacity(iters);
+    for it in 0..iters + 2 {
+        let t = Instant::now();
+        trainer.step(&x, 1.0, &mut rng)?;
+        if it >= 2 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(batch_size as f64 / crate::bench::median(&mut times))
+}
+
 /// Training throughput (images per second) of a fresh model of architecture `arch` on
 /// `dataset`: the median over `iters` timed iterations after two warm-up ones, data
 /// rendering included.
