@@ -7,6 +7,10 @@ use crate::Result;
 use crate::nn::{Conv2d, Layer, Linear, Params};
 use candle_core::Tensor;
 
+fn relu(x: &Tensor) -> candle_core::Result<Tensor> {
+    crate::nn::pointwise::leaky_relu(x, 0.0)
+}
+
 /// Tensors: `conv1`, `conv2` (weight, bias), `fc1`, `fc2` (weight, bias).
 #[derive(Debug, Clone)]
 pub struct PairClassifier {
@@ -36,10 +40,10 @@ impl PairClassifier {
     /// Logits (B, classes) for images `a` and `b` (each (B, C, H, W)).
     pub fn forward(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let x = Tensor::cat(&[a, b], 1)?;
-        let x = self.conv1.forward(&x)?.relu()?;
-        let x = self.conv2.forward(&x)?.relu()?.max_pool2d(2)?;
+        let x = relu(&self.conv1.forward(&x)?)?;
+        let x = relu(&self.conv2.forward(&x)?)?.max_pool2d(2)?;
         let x = x.reshape((x.dim(0)?, self.flat))?;
-        Ok(self.fc2.forward(&self.fc1.forward(&x)?.relu()?)?)
+        Ok(self.fc2.forward(&relu(&self.fc1.forward(&x)?)?)?)
     }
 }
 

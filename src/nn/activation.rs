@@ -1,6 +1,6 @@
 //! Pointwise activations with their derivatives, for value and tangent passes.
 
-use super::{Dual, Layer};
+use super::{Dual, Layer, pointwise};
 use candle_core::{Result, Tensor};
 
 /// A pointwise nonlinearity.
@@ -26,11 +26,8 @@ impl Activation {
     /// σ(x).
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Activation::Relu => x.relu(),
-            Activation::LeakyRelu => {
-                // max(x, αx) is the leaky ReLU for 0 < α < 1.
-                x.maximum(&x.affine(LEAKY_SLOPE, 0.)?)
-            }
+            Activation::Relu => pointwise::leaky_relu(x, 0.0),
+            Activation::LeakyRelu => pointwise::leaky_relu(x, LEAKY_SLOPE),
             Activation::Sigmoid => candle_nn::ops::sigmoid(x),
             Activation::Tanh => x.tanh(),
             Activation::Identity => Ok(x.clone()),
@@ -59,10 +56,13 @@ impl Layer for Activation {
 
     fn forward_dual(&self, x: &Dual) -> Result<Dual> {
         let y = self.apply(&x.value)?;
-        if *self == Activation::Identity {
-            return Ok(Dual::new(y, x.tangent.clone()));
-        }
-        let dy = self.derivative(&x.value, &y)?;
-        Ok(Dual::new(y, (dy * &x.tangent)?))
+        let tangent = match self {
+            Activation::Identity => return Ok(Dual::new(y, x.tangent.clone())),
+            // The (leaky) ReLU's derivative is 1 or α by the sign of its output.
+            Activation::Relu => pointwise::scale_by_sign(&x.tangent, &y, 0.0)?,
+            Activation::LeakyRelu => pointwise::scale_by_sign(&x.tangent, &y, LEAKY_SLOPE)?,
+            _ => (self.derivative(&x.value, &y)? * &x.tangent)?,
+        };
+        Ok(Dual::new(y, tangent))
     }
 }

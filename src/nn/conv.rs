@@ -44,13 +44,6 @@ impl Conv2d {
     }
 }
 
-fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    match bias {
-        Some(b) => im2col::add_channel_bias(&y, b),
-        None => Ok(y),
-    }
-}
-
 impl Layer for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.conv(x, self.bias.as_ref())
@@ -97,8 +90,7 @@ impl ConvTranspose2d {
     }
 
     fn conv(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let y = im2col::conv_transpose2d(x, &self.weight, self.stride, self.padding)?;
-        add_channel_bias(y, bias)
+        im2col::conv_transpose2d_bias(x, &self.weight, bias, self.stride, self.padding)
     }
 }
 

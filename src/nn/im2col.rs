@@ -18,6 +18,7 @@
 //!
 //! Other devices use candle's own convolution.
 
+use super::gemm::{Mat, multiply};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -64,10 +65,7 @@ impl Geometry {
     }
 }
 
-/// The element types the kernels run on.
-trait Elem: Copy + Default + Send + Sync + std::ops::AddAssign {}
-impl Elem for f32 {}
-impl Elem for f64 {}
+use super::gemm::Scalar as Elem;
 
 /// The output columns `ox` whose input column `ox·s − p + kx` lies in `0..w`, as a range.
 #[inline]
@@ -80,6 +78,58 @@ fn valid(wo: usize, w: usize, s: usize, p: usize, kx: usize) -> std::ops::Range<
         0
     };
     lo.min(wo)..hi.min(wo).max(lo.min(wo))
+}
+
+/// `dst[j] = src[j·s]` for every j. Written per stride so that the compiler vectorises the
+/// common ones (1: a copy; 2: a de-interleave).
+#[inline]
+fn gather_strided<T: Elem>(dst: &mut [T], src: &[T], s: usize) {
+    match s {
+        1 => dst.copy_from_slice(&src[..dst.len()]),
+        2 => {
+            let n = dst.len();
+            // Whole pairs, then the last element (whose pair may run past `src`).
+            let pairs = src.len().min(2 * n) / 2;
+            for (d, pair) in dst.iter_mut().zip(src.chunks_exact(2).take(pairs)) {
+                *d = pair[0];
+            }
+            if pairs < n {
+                dst[n - 1] = src[2 * (n - 1)];
+            }
+        }
+        _ => {
+            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(s)) {
+                *d = v;
+            }
+        }
+    }
+}
+
+/// `dst[j·s] += src[j]` for every j, per stride as [`gather_strided`].
+#[inline]
+fn scatter_add_strided<T: Elem>(dst: &mut [T], src: &[T], s: usize) {
+    match s {
+        1 => {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d += v;
+            }
+        }
+        2 => {
+            let n = src.len();
+            let pairs = dst.len().min(2 * n) / 2;
+            for (pair, &v) in dst.chunks_exact_mut(2).take(pairs).zip(src) {
+                pair[0] += v;
+            }
+            if pairs < n {
+                dst[2 * (n - 1)] += src[n - 1];
+            }
+        }
+        _ => {
+            for (d, &v) in dst.iter_mut().step_by(s).zip(src) {
+                *d += v;
+            }
+        }
+    }
 }
 
 /// (N, C, H, W) → (C·k·k, N·Ho·Wo): row (c, ky, kx) holds input channel c shifted by the
@@ -101,13 +151,7 @@ fn im2col<T: Elem>(x: &[T], n: usize, g: Geometry, ho: usize, wo: usize) -> Vec<
             for oy in valid(ho, h, s, p, ky) {
                 let src = &plane[(oy * s + ky - p) * w..][..w];
                 let dst = &mut image_row[oy * wo..][..wo][xs.clone()];
-                if s == 1 {
-                    dst.copy_from_slice(&src[first..first + dst.len()]);
-                } else {
-                    for (d, &v) in dst.iter_mut().zip(src[first..].iter().step_by(s)) {
-                        *d = v;
-                    }
-                }
+                gather_strided(dst, &src[first..], s);
             }
         }
     });
@@ -117,6 +161,18 @@ fn im2col<T: Elem>(x: &[T], n: usize, g: Geometry, ho: usize, wo: usize) -> Vec<
 /// The adjoint of [`im2col`]: (C·k·k, N·Ho·Wo) → (N, C, H, W), every row added back onto
 /// the input pixels it was taken from. One task per (image, channel) plane.
 fn col2im<T: Elem>(cols: &[T], n: usize, g: Geometry, ho: usize, wo: usize) -> Vec<T> {
+    col2im_from(cols, n, g, ho, wo, None)
+}
+
+/// [`col2im`] onto planes that start at `start[c]` instead of 0 (a bias).
+fn col2im_from<T: Elem>(
+    cols: &[T],
+    n: usize,
+    g: Geometry,
+    ho: usize,
+    wo: usize,
+    start: Option<&[T]>,
+) -> Vec<T> {
     let (c, h, w, k, s, p) = (g.c, g.h, g.w, g.k, g.stride, g.padding);
     let l = ho * wo;
     let mut out = vec![T::default(); n * c * h * w];
@@ -127,6 +183,9 @@ fn col2im<T: Elem>(cols: &[T], n: usize, g: Geometry, ho: usize, wo: usize) -> V
         .enumerate()
         .for_each(|(plane_index, plane)| {
             let (ni, ci) = (plane_index / c, plane_index % c);
+            if let Some(b) = start {
+                plane.fill(b[ci]);
+            }
             for ky in 0..k {
                 for kx in 0..k {
                     let row = &cols[((ci * k + ky) * k + kx) * n * l + ni * l..][..l];
@@ -135,15 +194,7 @@ fn col2im<T: Elem>(cols: &[T], n: usize, g: Geometry, ho: usize, wo: usize) -> V
                     for oy in valid(ho, h, s, p, ky) {
                         let dst = &mut plane[(oy * s + ky - p) * w..][..w][first..];
                         let src = &row[oy * wo..][..wo][xs.clone()];
-                        if s == 1 {
-                            for (d, &v) in dst.iter_mut().zip(src) {
-                                *d += v;
-                            }
-                        } else {
-                            for (d, &v) in dst.iter_mut().step_by(s).zip(src) {
-                                *d += v;
-                            }
-                        }
+                        scatter_add_strided(dst, src, s);
                     }
                 }
             }
@@ -231,74 +282,6 @@ impl CustomOp1 for Col2Im {
     }
 }
 
-/// x (N, C, H, W) + bias (C) per channel, and its gradient: the bias's is the sum of the
-/// output gradient over N, H and W, computed plane by plane ([`ChannelSum`]) — candle's
-/// reduction over non-trailing dimensions divides indices per element and took a tenth of
-/// a training step.
-#[derive(Debug, Clone, Copy)]
-pub struct AddChannelBias;
-
-fn add_bias<T: Elem>(x: &[T], b: &[T], hw: usize) -> Vec<T> {
-    let mut out = x.to_vec();
-    if hw == 0 {
-        return out;
-    }
-    let c = b.len();
-    out.par_chunks_mut(hw)
-        .enumerate()
-        .for_each(|(plane_index, plane)| {
-            let v = b[plane_index % c];
-            for y in plane.iter_mut() {
-                *y += v;
-            }
-        });
-    out
-}
-
-impl candle_core::CustomOp2 for AddChannelBias {
-    fn name(&self) -> &'static str {
-        "latentflow-add-channel-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (_, c, h, w) = l1.shape().dims4()?;
-        if l2.shape().dims() != [c] {
-            candle_core::bail!("a bias of shape {:?} for {c} channels", l2.shape());
-        }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(b)) => CpuStorage::F32(add_bias(
-                contiguous(x, l1, "bias")?,
-                contiguous(b, l2, "bias")?,
-                h * w,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(b)) => CpuStorage::F64(add_bias(
-                contiguous(x, l1, "bias")?,
-                contiguous(b, l2, "bias")?,
-                h * w,
-            )),
-            _ => candle_core::bail!("bias: F32 or F64 tensors of one dtype"),
-        };
-        Ok((out, l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _x: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let db = grad.contiguous()?.apply_op1_no_bwd(&ChannelSum)?;
-        Ok((Some(grad.clone()), Some(db)))
-    }
-}
-
 /// (N, C, H, W) → (C): the sum of each channel over the batch and the pixels.
 #[derive(Debug, Clone, Copy)]
 pub struct ChannelSum;
@@ -338,14 +321,12 @@ impl CustomOp1 for ChannelSum {
     }
 }
 
-/// `x` (N, C, H, W) plus `bias` (C) per channel: by [`AddChannelBias`] on the CPU, by a
-/// broadcast elsewhere.
-pub fn add_channel_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    if applies(x) {
-        x.contiguous()?
-            .apply_op2(&bias.contiguous()?, AddChannelBias)
-    } else {
-        x.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?)
+/// `x` (N, C, H, W) plus `bias` (C) per channel, by a broadcast (the path of non-CPU
+/// devices; on the CPU the bias is part of the convolution ops).
+fn broadcast_bias(x: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => x.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+        None => Ok(x),
     }
 }
 
@@ -354,8 +335,311 @@ pub fn applies(x: &Tensor) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
+/// The slices of three contiguous CPU storages of one float dtype, for `f` to turn into
+/// the output storage.
+fn with_three(
+    s: [&CpuStorage; 3],
+    l: [&Layout; 3],
+    f32_op: impl FnOnce([&[f32]; 3]) -> Result<Vec<f32>>,
+    f64_op: impl FnOnce([&[f64]; 3]) -> Result<Vec<f64>>,
+) -> Result<CpuStorage> {
+    match s {
+        [CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)] => {
+            Ok(CpuStorage::F32(f32_op([
+                contiguous(a, l[0], "convolution")?,
+                contiguous(b, l[1], "convolution")?,
+                contiguous(c, l[2], "convolution")?,
+            ])?))
+        }
+        [CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)] => {
+            Ok(CpuStorage::F64(f64_op([
+                contiguous(a, l[0], "convolution")?,
+                contiguous(b, l[1], "convolution")?,
+                contiguous(c, l[2], "convolution")?,
+            ])?))
+        }
+        _ => candle_core::bail!("convolution: F32 or F64 operands of one dtype"),
+    }
+}
+
+/// A convolution with bias as one graph node: x (N, C, H, W), kernel (Cout, C, k, k),
+/// bias (Cout). Forward: im2col, one GEMM for the batch, and the change to NCHW with the
+/// bias added in the same pass; the unfolded input is kept for the backward pass, which
+/// computes the kernel's gradient as one GEMM, the input's as one GEMM and a col2im, and
+/// the bias's as plane sums. Being one node, none of the large intermediates has a
+/// gradient of its own for autograd to allocate and accumulate.
+#[derive(Debug)]
+pub struct Conv2dOp {
+    g: Geometry,
+    saved: std::sync::OnceLock<Tensor>,
+}
+
+fn conv_forward<T: Elem>(
+    [x, w, b]: [&[T]; 3],
+    n: usize,
+    g: Geometry,
+    saved: &std::sync::OnceLock<Tensor>,
+    to_tensor: impl FnOnce(Vec<T>, (usize, usize)) -> Result<Tensor>,
+) -> Result<Vec<T>> {
+    let (ho, wo) = g.out()?;
+    let (l, cout) = (ho * wo, b.len());
+    let cols = im2col(x, n, g, ho, wo);
+    let y = multiply(
+        Mat::rows(w, cout, g.row()),
+        Mat::rows(&cols, g.row(), n * l),
+    )?;
+    let mut out = vec![T::default(); n * cout * l];
+    if !out.is_empty() {
+        out.par_chunks_mut(l)
+            .enumerate()
+            .for_each(|(plane_index, plane)| {
+                let (ni, co) = (plane_index / cout, plane_index % cout);
+                let bias = b[co];
+                for (o, &v) in plane.iter_mut().zip(&y[co * n * l + ni * l..][..l]) {
+                    *o = v + bias;
+                }
+            });
+    }
+    let _ = saved.set(to_tensor(cols, (g.row(), n * l))?);
+    Ok(out)
+}
+
+impl candle_core::CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "latentflow-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.g;
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let (cout, cin, k, k2) = l2.shape().dims4()?;
+        if (c, h, w) != (g.c, g.h, g.w) || cin != c || (k, k2) != (g.k, g.k) {
+            candle_core::bail!(
+                "conv2d for {g:?} given {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        if l3.shape().dims() != [cout] {
+            candle_core::bail!("a bias of shape {:?} for {cout} channels", l3.shape());
+        }
+        let (ho, wo) = g.out()?;
+        let dev = candle_core::Device::Cpu;
+        let out = with_three(
+            [s1, s2, s3],
+            [l1, l2, l3],
+            |a| conv_forward(a, n, g, &self.saved, |v, s| Tensor::from_vec(v, s, &dev)),
+            |a| conv_forward(a, n, g, &self.saved, |v, s| Tensor::from_vec(v, s, &dev)),
+        )?;
+        Ok((out, Shape::from((n, cout, ho, wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = self.g;
+        let (n, cout, ho, wo) = dy.dims4()?;
+        let l = ho * wo;
+        let dy = dy.contiguous()?;
+        // ∂y as (Cout, N·L), the layout of the forward product.
+        let dymat = dy
+            .reshape((n, cout, l))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((cout, n * l))?;
+        let db = match b.track_op() {
+            true => Some(dy.apply_op1_no_bwd(&ChannelSum)?),
+            false => None,
+        };
+        let dw = match w.track_op() {
+            true => {
+                let cols = match self.saved.get() {
+                    Some(c) => c.clone(),
+                    None => x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?,
+                };
+                // (cols·∂yᵀ)ᵀ: the large unfolded input is the contiguous left factor.
+                Some(cols.matmul(&dymat.t()?)?.t()?.reshape(w.shape())?)
+            }
+            false => None,
+        };
+        let dx = match x.track_op() {
+            true => {
+                let kernel = w.reshape((cout, g.row()))?;
+                Some(
+                    kernel
+                        .t()?
+                        .matmul(&dymat)?
+                        .apply_op1_no_bwd(&Col2Im(g, n))?,
+                )
+            }
+            false => None,
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// The transposed convolution with bias as one graph node (the adjoint of [`Conv2dOp`]):
+/// x (N, Cin, H, W), kernel (Cin, Cout, k, k) in PyTorch's layout, bias (Cout). Forward:
+/// the images as (Cin, N·H·W), one GEMM with the kernel transposed — every input pixel's
+/// contribution to a k×k patch of each output channel — and col2im onto planes that start
+/// at the bias. The backward pass unfolds ∂y (im2col), then one GEMM each for the kernel
+/// and the input.
+#[derive(Debug)]
+pub struct ConvTranspose2dOp {
+    /// The convolution this one is the adjoint of: (Cout, Ho, Wo) → (Cin, H, W).
+    adjoint: Geometry,
+    saved: std::sync::OnceLock<Tensor>,
+}
+
+fn deconv_forward<T: Elem>(
+    [x, w, b]: [&[T]; 3],
+    n: usize,
+    cin: usize,
+    adjoint: Geometry,
+    saved: &std::sync::OnceLock<Tensor>,
+    to_tensor: impl FnOnce(Vec<T>, (usize, usize)) -> Result<Tensor>,
+) -> Result<Vec<T>> {
+    let (h, w_) = adjoint.out()?;
+    let hw = h * w_;
+    // The images as rows of channels: (Cin, N·H·W).
+    let mut image = vec![T::default(); cin * n * hw];
+    if !image.is_empty() {
+        image.par_chunks_mut(hw).enumerate().for_each(|(r, dst)| {
+            let (ci, ni) = (r / n, r % n);
+            dst.copy_from_slice(&x[(ni * cin + ci) * hw..][..hw]);
+        });
+    }
+    let r = adjoint.row();
+    // The kernel (Cin, Cout·k·k) read transposed: (Cout·k·k, Cin).
+    let kernel = Mat {
+        data: w,
+        start: 0,
+        rows: r,
+        cols: cin,
+        rs: 1,
+        cs: r,
+    };
+    let patches = multiply(kernel, Mat::rows(&image, cin, n * hw))?;
+    let out = col2im_from(&patches, n, adjoint, h, w_, Some(b));
+    let _ = saved.set(to_tensor(image, (cin, n * hw))?);
+    Ok(out)
+}
+
+impl candle_core::CustomOp3 for ConvTranspose2dOp {
+    fn name(&self) -> &'static str {
+        "latentflow-conv-transpose2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let a = self.adjoint;
+        let (n, cin, h, w) = l1.shape().dims4()?;
+        let (wcin, cout, k, k2) = l2.shape().dims4()?;
+        if wcin != cin || cout != a.c || (k, k2) != (a.k, a.k) || a.out()? != (h, w) {
+            candle_core::bail!(
+                "conv_transpose2d for {a:?} given {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        if l3.shape().dims() != [cout] {
+            candle_core::bail!("a bias of shape {:?} for {cout} channels", l3.shape());
+        }
+        let dev = candle_core::Device::Cpu;
+        let out = with_three(
+            [s1, s2, s3],
+            [l1, l2, l3],
+            |t| {
+                deconv_forward(t, n, cin, a, &self.saved, |v, s| {
+                    Tensor::from_vec(v, s, &dev)
+                })
+            },
+            |t| {
+                deconv_forward(t, n, cin, a, &self.saved, |v, s| {
+                    Tensor::from_vec(v, s, &dev)
+                })
+            },
+        )?;
+        Ok((out, Shape::from((n, cout, a.h, a.w))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let a = self.adjoint;
+        let (n, cin, h, wd) = x.dims4()?;
+        let dy = dy.contiguous()?;
+        let dpatches = dy.apply_op1_no_bwd(&Im2Col(a))?; // (Cout·k·k, N·H·W)
+        let db = match b.track_op() {
+            true => Some(dy.apply_op1_no_bwd(&ChannelSum)?),
+            false => None,
+        };
+        let dw = match w.track_op() {
+            true => {
+                let image = match self.saved.get() {
+                    Some(i) => i.clone(),
+                    None => x
+                        .reshape((n, cin, h * wd))?
+                        .transpose(0, 1)?
+                        .contiguous()?
+                        .reshape((cin, n * h * wd))?,
+                };
+                // (∂patches·imageᵀ)ᵀ: the larger ∂patches is the contiguous left factor.
+                Some(dpatches.matmul(&image.t()?)?.t()?.reshape(w.shape())?)
+            }
+            false => None,
+        };
+        let dx = match x.track_op() {
+            true => {
+                let kernel = w.reshape((cin, a.row()))?;
+                let dimage = kernel.matmul(&dpatches)?; // (Cin, N·H·W)
+                Some(
+                    dimage
+                        .reshape((cin, n, h * wd))?
+                        .transpose(0, 1)?
+                        .contiguous()?
+                        .reshape((n, cin, h, wd))?,
+                )
+            }
+            false => None,
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// A zero bias of `c` channels like `like`'s dtype and device (for the tangent passes,
+/// which have none).
+fn zero_bias(c: usize, like: &Tensor) -> Result<Tensor> {
+    Tensor::zeros(c, like.dtype(), like.device())
+}
+
 /// A 2-D convolution (no bias) of `x` (N, C, H, W) with `weight` (Cout, C, k, k): by
-/// im2col and one GEMM for the whole batch on the CPU, by candle's convolution elsewhere.
+/// [`Conv2dOp`] on the CPU, by candle's convolution elsewhere.
 pub fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     conv2d_bias(x, weight, None, stride, padding)
 }
@@ -368,14 +652,10 @@ pub fn conv2d_bias(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
-    let add_bias = |y: Tensor| match bias {
-        Some(b) => add_channel_bias(&y, b),
-        None => Ok(y),
-    };
     if !applies(x) {
-        return add_bias(x.conv2d(weight, padding, stride, 1, 1)?);
+        return broadcast_bias(x.conv2d(weight, padding, stride, 1, 1)?, bias);
     }
-    let (n, c, h, w) = x.dims4()?;
+    let (_, c, h, w) = x.dims4()?;
     let (cout, cin, k, k2) = weight.dims4()?;
     if cin != c || k != k2 {
         candle_core::bail!(
@@ -390,32 +670,43 @@ pub fn conv2d_bias(
         stride,
         padding,
     };
-    let (ho, wo) = g.out()?;
-    let cols = x.contiguous()?.apply_op1(Im2Col(g))?; // (c·k·k, n·ho·wo)
-    let y = weight.reshape((cout, g.row()))?.matmul(&cols)?; // (cout, n·ho·wo)
-    let y = y
-        .reshape((cout, n, ho, wo))?
-        .transpose(0, 1)?
-        .contiguous()?;
-    add_bias(y)
+    g.out()?;
+    let bias = match bias {
+        Some(b) => b.contiguous()?,
+        None => zero_bias(cout, x)?,
+    };
+    let op = Conv2dOp {
+        g,
+        saved: std::sync::OnceLock::new(),
+    };
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias, op)
 }
 
 /// A 2-D transposed convolution (no bias) of `x` (N, Cin, H, W) with `weight`
-/// (Cin, Cout, k, k), `output_padding` 0: the adjoint of [`conv2d`]. On the CPU one GEMM
-/// for the batch — the weight (Cin, Cout·k·k), PyTorch's layout as it is, transposed times
-/// the images (Cin, N·H·W) gives every input pixel's contribution to a k×k patch of each
-/// output channel — and col2im adding the patches up; elsewhere candle's transposed
-/// convolution.
+/// (Cin, Cout, k, k), `output_padding` 0: the adjoint of [`conv2d`], by
+/// [`ConvTranspose2dOp`] on the CPU, by candle's transposed convolution elsewhere.
 pub fn conv_transpose2d(
     x: &Tensor,
     weight: &Tensor,
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
+    conv_transpose2d_bias(x, weight, None, stride, padding)
+}
+
+/// [`conv_transpose2d`] plus a per-channel `bias` (Cout).
+pub fn conv_transpose2d_bias(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
     if !applies(x) {
-        return x.conv_transpose2d(weight, padding, 0, stride, 1);
+        let y = x.conv_transpose2d(weight, padding, 0, stride, 1)?;
+        return broadcast_bias(y, bias);
     }
-    let (n, cin, h, w) = x.dims4()?;
+    let (_, cin, h, w) = x.dims4()?;
     let (wcin, cout, k, k2) = weight.dims4()?;
     if wcin != cin || k != k2 {
         candle_core::bail!(
@@ -443,10 +734,15 @@ pub fn conv_transpose2d(
     if adjoint.out()? != (h, w) {
         candle_core::bail!("conv_transpose2d: no output size maps back onto {h}×{w}");
     }
-    let kernel = weight.reshape((cin, cout * k * k))?.t()?; // (cout·k·k, cin)
-    let image = x.reshape((n, cin, h * w))?.transpose(0, 1)?.contiguous()?; // (cin, n, h·w)
-    let image = image.reshape((cin, n * h * w))?;
-    kernel.matmul(&image)?.apply_op1(Col2Im(adjoint, n))
+    let bias = match bias {
+        Some(b) => b.contiguous()?,
+        None => zero_bias(cout, x)?,
+    };
+    let op = ConvTranspose2dOp {
+        adjoint,
+        saved: std::sync::OnceLock::new(),
+    };
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias, op)
 }
 
 #[cfg(test)]

@@ -10,11 +10,13 @@
 
 pub mod activation;
 pub mod conv;
+pub mod gemm;
 pub mod im2col;
 pub mod linear;
 pub mod norm;
 pub mod optim;
 pub mod params;
+pub mod pointwise;
 pub mod sequential;
 
 pub use activation::Activation;
