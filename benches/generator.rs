@@ -12,6 +12,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn generator(c: &mut Criterion) {
+    // The binary's allocator settings (src/alloc.rs), so the figures match `latentflow bench`.
+    latentflow::alloc::tune();
     let dev = Device::Cpu;
     for (name, kind, latent, channels) in [
         ("vae-scenes", GeneratorKind::Vae, 16, 3),

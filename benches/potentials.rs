@@ -12,6 +12,8 @@ use latentflow::nn::Params;
 use rand::SeedableRng;
 
 fn potentials(c: &mut Criterion) {
+    // The binary's allocator settings (src/alloc.rs), so the figures match `latentflow bench`.
+    latentflow::alloc::tune();
     let dev = Device::Cpu;
     let (d, b) = (128, 32);
     let Ok(pots) = Potentials::new(

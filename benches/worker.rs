@@ -7,6 +7,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use latentflow::worker::{GifOptions, RenderRequest, export_gif, load_model, render};
 
 fn worker(c: &mut Criterion) {
+    // The binary's allocator settings (src/alloc.rs), so the figures match `latentflow bench`.
+    latentflow::alloc::tune();
     let dev = Device::Cpu;
     let dir = latentflow::store::default_model_dir();
     let Ok(model) = load_model(&dir, &dev) else {

@@ -5,11 +5,12 @@
 //! [`tune`] keeps blocks of up to 32 MiB on the heap and stops the heap from being trimmed,
 //! so freed tensor memory is reused.
 
-/// Applies the settings (glibc on Linux; elsewhere nothing). Call once, early in `main`.
+/// Applies the settings (glibc on Linux; elsewhere nothing). Call early in `main`; a second
+/// call changes nothing.
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes the allocator's parameters; called before any thread is
-    // started, and valid for any values.
+    // SAFETY: mallopt takes the allocator's own lock and only changes its parameters; any
+    // values are valid (out-of-range ones are refused with a return code).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
