@@ -438,3 +438,68 @@ fn the_app_without_a_display_says_what_to_do() {
         assert!(e.contains(needle), "{needle}: {e}");
     }
 }
+
+#[test]
+fn bench_compare_puts_the_reference_beside_latentflow_and_explains_a_missing_python() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A stand-in for the PyTorch script: the same JSON keys, fixed figures.
+    let script = tmp.path().join("reference.sh");
+    std::fs::write(
+        &script,
+        "echo 'warming up'\necho '{\"framework\":\"stand-in\",\"decode_ms_b1\":2.0,\"decode_ms_b32\":20.0,\"train_img_per_s\":100.0}'\n",
+    )
+    .unwrap();
+    let model = s(tiny_model());
+    let out = ok(&[
+        "bench",
+        "compare",
+        "--model",
+        model,
+        "--python",
+        "sh",
+        "--script",
+        s(&script),
+        "--rounds",
+        "1",
+        "--reps",
+        "3",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["pytorch"]["decode_ms_b1"], 2.0);
+    assert_eq!(v["pytorch_version"], "stand-in");
+    let ours = v["latentflow"]["decode_ms_b1"].as_f64().unwrap();
+    let ratio = v["ratio_latentflow_over_pytorch"]["decode_ms_b1"]
+        .as_f64()
+        .unwrap();
+    assert!((ratio - ours / 2.0).abs() < 1e-9, "{v}");
+    let ips = v["latentflow"]["train_img_per_s"].as_f64().unwrap();
+    let r = v["ratio_latentflow_over_pytorch"]["train_img_per_s"]
+        .as_f64()
+        .unwrap();
+    assert!((r - 100.0 / ips).abs() < 1e-9, "{v}");
+
+    let e = fails(&[
+        "bench",
+        "compare",
+        "--model",
+        model,
+        "--python",
+        "/nonexistent/python",
+        "--script",
+        s(&script),
+        "--rounds",
+        "1",
+        "--reps",
+        "3",
+    ]);
+    assert!(e.contains("pass --python"), "{e}");
+    let e = fails(&[
+        "bench",
+        "compare",
+        "--model",
+        model,
+        "--script",
+        s(&tmp.path().join("none.py")),
+    ]);
+    assert!(e.contains("none.py") && e.contains("--script"), "{e}");
+}

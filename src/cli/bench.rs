@@ -145,3 +145,137 @@ pub fn app(args: super::BenchAppArgs) -> Result<()> {
     println!("{line}");
     Ok(())
 }
+
+/// The figures `bench compare` puts side by side, in the keys both sides print.
+const COMPARED: [(&str, bool); 3] = [
+    ("decode_ms_b1", true),
+    ("decode_ms_b32", true),
+    ("train_img_per_s", false),
+];
+
+/// Prints latentflow's and PyTorch's figures for one VAE architecture and their ratios,
+/// a table on stderr and one JSON line on stdout. Every ratio is latentflow's time over
+/// PyTorch's (for throughput, PyTorch's images per second over latentflow's): below 1,
+/// latentflow is faster.
+pub fn compare(args: super::BenchCompareArgs) -> Result<()> {
+    use crate::limits;
+    use crate::models::GeneratorKind;
+    limits::check_count("--rounds", args.rounds, 100)?;
+    limits::check_count("--reps", args.reps, 10_000)?;
+    let dev = device()?;
+    let dir = args.model.unwrap_or_else(default_model_dir);
+    let g = load_generator(&dir, &dev)?;
+    let c = g.config.clone();
+    if c.kind != GeneratorKind::Vae {
+        anyhow::bail!(
+            "bench compare runs the VAE architecture; {} holds a {:?}",
+            dir.display(),
+            c.kind
+        );
+    }
+    let script = args.script.unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pytorch/generator.py")
+    });
+    if !script.is_file() {
+        anyhow::bail!("{} is not there; pass --script", script.display());
+    }
+    // Fail at once, not after the first round, when the interpreter cannot be started.
+    std::process::Command::new(&args.python)
+        .args(["-c", ""])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .with_context(|| {
+            format!(
+                "cannot run {}; pass --python with PyTorch installed",
+                args.python.display()
+            )
+        })?;
+    let threads = candle_core::utils::get_num_threads();
+    let reps = args.reps.max(3);
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        eprintln!("round {}/{}: latentflow", round + 1, args.rounds.max(1));
+        ours.push(serde_json::json!({
+            "decode_ms_b1": decode_ms(&g.model, 1, reps, &dev)?,
+            "decode_ms_b32": decode_ms(&g.model, 32, reps.div_ceil(5), &dev)?,
+            "train_img_per_s": measure_compute_throughput(&c, 32, reps.div_ceil(3), &dev)?,
+        }));
+        eprintln!("round {}/{}: PyTorch", round + 1, args.rounds.max(1));
+        let out = std::process::Command::new(&args.python)
+            .arg(&script)
+            .args([
+                "--latent",
+                &c.latent.to_string(),
+                "--base",
+                &c.base.to_string(),
+            ])
+            .args(["--channels", &c.channels.to_string()])
+            .args(["--size", &c.image_size.to_string(), "--batch", "32"])
+            .args([
+                "--reps",
+                &reps.to_string(),
+                "--threads",
+                &threads.to_string(),
+            ])
+            .output()
+            .with_context(|| {
+                format!(
+                    "cannot run {}; pass --python with PyTorch installed",
+                    args.python.display()
+                )
+            })?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            anyhow::bail!(
+                "the PyTorch script failed (is torch installed for {}?): {}",
+                args.python.display(),
+                err.lines().last().unwrap_or("no message")
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().unwrap_or_default();
+        theirs.push(
+            serde_json::from_str::<serde_json::Value>(line)
+                .with_context(|| format!("the PyTorch script printed no JSON line: {line}"))?,
+        );
+    }
+    let median_of = |runs: &[serde_json::Value], key: &str| -> Result<f64> {
+        let mut xs = runs
+            .iter()
+            .map(|r| r[key].as_f64().context(format!("no {key} in {r}")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::bench::median(&mut xs))
+    };
+    let mut lf = serde_json::Map::new();
+    let mut pt = serde_json::Map::new();
+    let mut ratio = serde_json::Map::new();
+    eprintln!(
+        "{:<18} {:>12} {:>12} {:>8}",
+        "figure", "latentflow", "PyTorch", "ratio"
+    );
+    for (key, is_time) in COMPARED {
+        let (a, b) = (median_of(&ours, key)?, median_of(&theirs, key)?);
+        let r = if is_time { a / b } else { b / a };
+        eprintln!("{key:<18} {a:>12.3} {b:>12.3} {r:>8.2}");
+        lf.insert(key.into(), a.into());
+        pt.insert(key.into(), b.into());
+        ratio.insert(key.into(), r.into());
+    }
+    let framework = theirs
+        .first()
+        .and_then(|t| t["framework"].as_str())
+        .unwrap_or("pytorch")
+        .to_string();
+    let line = serde_json::json!({
+        "model": dir.display().to_string(),
+        "threads": threads,
+        "rounds": args.rounds.max(1),
+        "latentflow": lf,
+        "pytorch": pt,
+        "pytorch_version": framework,
+        "ratio_latentflow_over_pytorch": ratio,
+    });
+    println!("{line}");
+    Ok(())
+}

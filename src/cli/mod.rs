@@ -414,6 +414,30 @@ pub enum BenchCommand {
     Potentials(BenchPotentialsArgs),
     /// Slider change to new frame in the app (headless egui context) and UI frame time.
     App(BenchAppArgs),
+    /// latentflow and PyTorch side by side on the same VAE, same machine, one run: decode
+    /// latency and training throughput, and their ratios.
+    Compare(BenchCompareArgs),
+}
+
+/// Arguments of `bench compare`.
+#[derive(Debug, Args)]
+pub struct BenchCompareArgs {
+    /// Model folder whose architecture both sides run (default: the shipped scenes VAE;
+    /// the weights do not matter).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Python interpreter with PyTorch installed.
+    #[arg(long, default_value = "python3")]
+    pub python: PathBuf,
+    /// The PyTorch script (default: benches/pytorch/generator.py of the source tree).
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+    /// Rounds, each latentflow then PyTorch; the median round of each is reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Timed repetitions per figure and round.
+    #[arg(long, default_value_t = 30)]
+    pub reps: usize,
 }
 
 /// Arguments of `bench generator`.
@@ -487,6 +511,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bench(BenchCommand::Generator(args))) => bench::generator(args),
         Some(Command::Bench(BenchCommand::Potentials(args))) => bench::potentials(args),
         Some(Command::Bench(BenchCommand::App(args))) => bench::app(args),
+        Some(Command::Bench(BenchCommand::Compare(args))) => bench::compare(args),
         Some(Command::TrainPotentials(args)) => potentials::train_potentials(args),
         Some(Command::Traverse(args)) => potentials::traverse(args),
         Some(Command::ExportGif(args)) => export::export_gif_cmd(args),
