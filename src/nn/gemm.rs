@@ -73,6 +73,11 @@ impl<'a, T> Mat<'a, T> {
 /// a·b as a new row-major matrix, by the `gemm` crate's kernels (multi-threaded as candle's
 /// own products are).
 pub(crate) fn multiply<T: Scalar>(a: Mat<T>, b: Mat<T>) -> Result<Vec<T>> {
+    multiply_with(a, b, parallelism())
+}
+
+/// [`multiply`] with the given parallelism.
+fn multiply_with<T: Scalar>(a: Mat<T>, b: Mat<T>, parallelism: Parallelism) -> Result<Vec<T>> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if b.rows != k {
         candle_core::bail!("a product of {m}×{k} and {}×{n} matrices", b.rows);
@@ -107,10 +112,125 @@ pub(crate) fn multiply<T: Scalar>(a: Mat<T>, b: Mat<T>) -> Result<Vec<T>> {
             false,
             false,
             false,
-            parallelism(),
+            parallelism,
         );
     }
     Ok(dst)
+}
+
+/// a·bᵀ for row-major `a` (p × k) and `b` (q × k): every pair of rows' dot product, as a
+/// row-major (p × q). Meant for a long k and a small p × q — the gradient of a
+/// convolution's kernel, k being the batch's pixels — where one GEMM would leave all but
+/// one thread idle: k is split into one slice per task, each slice's product is taken on
+/// its own thread, and the partial products are summed.
+pub(crate) fn rows_dot_rows<T: Scalar>(
+    a: &[T],
+    p: usize,
+    b: &[T],
+    q: usize,
+    k: usize,
+) -> Result<Vec<T>> {
+    use rayon::prelude::*;
+    if a.len() != p * k || b.len() != q * k {
+        candle_core::bail!(
+            "rows_dot_rows: {} and {} values for {p}×{k} and {q}×{k}",
+            a.len(),
+            b.len()
+        );
+    }
+    // The `gemm` crate packs a transposed operand slowly; let the larger one be the left
+    // factor, read along its rows, and transpose the (small) result instead.
+    if p < q {
+        let t = rows_dot_rows(b, q, a, p, k)?;
+        let mut out = vec![T::default(); p * q];
+        for (j, row) in t.chunks_exact(p.max(1)).enumerate().take(q) {
+            for (i, &v) in row.iter().enumerate() {
+                out[i * q + j] = v;
+            }
+        }
+        return Ok(out);
+    }
+    let threads = candle_core::utils::get_num_threads().max(1);
+    // Slices of at least 256 columns, a few per thread for balance.
+    let parts = (k / 256).clamp(1, 4 * threads);
+    if parts == 1 || p * q == 0 {
+        let bt = Mat {
+            data: b,
+            start: 0,
+            rows: k,
+            cols: q,
+            rs: 1,
+            cs: k,
+        };
+        return multiply(Mat::rows(a, p, k), bt);
+    }
+    let step = k.div_ceil(parts);
+    let partial = (0..parts)
+        .into_par_iter()
+        .map(|i| -> Result<Vec<T>> {
+            let (lo, hi) = (i * step, ((i + 1) * step).min(k));
+            let a_part = Mat {
+                data: a,
+                start: lo,
+                rows: p,
+                cols: hi - lo,
+                rs: k,
+                cs: 1,
+            };
+            let b_part = Mat {
+                data: b,
+                start: lo,
+                rows: hi - lo,
+                cols: q,
+                rs: 1,
+                cs: k,
+            };
+            multiply_with(a_part, b_part, Parallelism::None)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = vec![T::default(); p * q];
+    for part in &partial {
+        for (o, &v) in out.iter_mut().zip(part) {
+            *o += v;
+        }
+    }
+    Ok(out)
+}
+
+/// [`rows_dot_rows`] as a candle op on two contiguous CPU matrices (p × k) and (q × k),
+/// for backward passes (it has no gradient of its own).
+#[derive(Debug, Clone, Copy)]
+pub struct RowsDotRows;
+
+impl candle_core::CustomOp2 for RowsDotRows {
+    fn name(&self) -> &'static str {
+        "latentflow-rows-dot-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage as S;
+        let (p, k) = l1.shape().dims2()?;
+        let (q, k2) = l2.shape().dims2()?;
+        if k != k2 {
+            candle_core::bail!("rows_dot_rows of {p}×{k} and {q}×{k2}");
+        }
+        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("rows_dot_rows needs contiguous operands");
+        };
+        let out = match (s1, s2) {
+            (S::F32(a), S::F32(b)) => S::F32(rows_dot_rows(&a[a0..a1], p, &b[b0..b1], q, k)?),
+            (S::F64(a), S::F64(b)) => S::F64(rows_dot_rows(&a[a0..a1], p, &b[b0..b1], q, k)?),
+            _ => candle_core::bail!("rows_dot_rows: F32 or F64 operands of one dtype"),
+        };
+        Ok((out, candle_core::Shape::from((p, q))))
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +274,23 @@ mod tests {
                 .unwrap_or(0.0);
             assert!(d < 1e-12, "{m}×{k}×{n} strided: {d}");
         }
+        // a·bᵀ by split rows: long k (several slices) and short.
+        for (p, q, k) in [(3, 4, 2000), (5, 2, 7), (1, 1, 1), (4, 3, 900)] {
+            let a = crate::nn::fd::randn64(&[p, k], 4).unwrap();
+            let b = crate::nn::fd::randn64(&[q, k], 5).unwrap();
+            let want = a.matmul(&b.t().unwrap()).unwrap().flatten_all().unwrap();
+            let av = a.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let bv = b.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let got = rows_dot_rows(&av, p, &bv, q, k).unwrap();
+            let got = Tensor::from_vec(got, p * q, &Device::Cpu).unwrap();
+            let d = (got - &want).unwrap().abs().unwrap();
+            let d = d
+                .max(0)
+                .map(|t| t.to_scalar::<f64>().unwrap())
+                .unwrap_or(0.0);
+            assert!(d < 1e-10, "{p}×{q}×{k}: {d}");
+        }
+        assert!(rows_dot_rows(&[1.0f64; 3], 2, &[1.0; 4], 2, 2).is_err());
         // An operand that reaches past its storage is refused.
         let short = [1.0f64; 5];
         assert!(multiply(Mat::rows(&short, 2, 3), Mat::rows(&short, 3, 1)).is_err());

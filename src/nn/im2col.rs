@@ -18,7 +18,7 @@
 //!
 //! Other devices use candle's own convolution.
 
-use super::gemm::{Mat, multiply};
+use super::gemm::{Mat, RowsDotRows, multiply};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -470,8 +470,12 @@ impl candle_core::CustomOp3 for Conv2dOp {
                     Some(c) => c.clone(),
                     None => x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?,
                 };
-                // (cols·∂yᵀ)ᵀ: the large unfolded input is the contiguous left factor.
-                Some(cols.matmul(&dymat.t()?)?.t()?.reshape(w.shape())?)
+                // ∂W = ∂y·colsᵀ: dot products of rows as long as the batch's pixels.
+                Some(
+                    dymat
+                        .apply_op2_no_bwd(&cols, &RowsDotRows)?
+                        .reshape(w.shape())?,
+                )
             }
             false => None,
         };
@@ -609,8 +613,12 @@ impl candle_core::CustomOp3 for ConvTranspose2dOp {
                         .contiguous()?
                         .reshape((cin, n * h * wd))?,
                 };
-                // (∂patches·imageᵀ)ᵀ: the larger ∂patches is the contiguous left factor.
-                Some(dpatches.matmul(&image.t()?)?.t()?.reshape(w.shape())?)
+                // ∂W = image·∂patchesᵀ, (Cin, Cout·k·k): PyTorch's layout directly.
+                Some(
+                    image
+                        .apply_op2_no_bwd(&dpatches, &RowsDotRows)?
+                        .reshape(w.shape())?,
+                )
             }
             false => None,
         };
