@@ -173,6 +173,73 @@ struct Mlp {
     b2: Tensor,
 }
 
+/// The weights of one frozen MLP potential on the host, for [`Potentials::grad`] of a few
+/// codes at a time: a traversal step of one code is a few dozen small tensor operations,
+/// whose overhead (allocation, dispatch, thread hand-offs) dwarfs the arithmetic.
+#[derive(Debug)]
+struct HostMlp {
+    d: usize,
+    h: usize,
+    wz: Vec<f64>,
+    bz: Vec<f64>,
+    w1: Vec<f64>,
+    b1: Vec<f64>,
+    w2: Vec<f64>,
+    b2: f64,
+}
+
+/// Σ a_i b_i with four running sums (so the compiler can vectorise it).
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc[0] + acc[1] + acc[2] + acc[3] + tail
+}
+
+impl HostMlp {
+    /// ∇_z v at `z` given h_t (the time branch at this time), and v; plain loops.
+    fn grad(&self, z: &[f64], ht: &[f64], out: &mut [f64]) -> f64 {
+        let (d, h) = (self.d, self.h);
+        let hz: Vec<f64> = (0..h)
+            .map(|i| (dot(&self.wz[i * d..][..d], z) + self.bz[i]).tanh())
+            .collect();
+        let x1: Vec<f64> = hz.iter().zip(ht).map(|(a, b)| a + b).collect();
+        let h1: Vec<f64> = (0..h)
+            .map(|i| (dot(&self.w1[i * h..][..h], &x1) + self.b1[i]).tanh())
+            .collect();
+        let v = dot(&self.w2, &h1) + self.b2;
+        // Back through W_1 (rows of W_1 weighted by (1 − h1²) w2), then tanh and W_z.
+        let mut g_x1 = vec![0.0; h];
+        for ((&y, &w2), row) in h1.iter().zip(&self.w2).zip(self.w1.chunks_exact(h)) {
+            let c = (1.0 - y * y) * w2;
+            for (g, &w) in g_x1.iter_mut().zip(row) {
+                *g += c * w;
+            }
+        }
+        out.fill(0.0);
+        for j in 0..h {
+            let c = g_x1[j] * (1.0 - hz[j] * hz[j]);
+            for (o, &w) in out.iter_mut().zip(&self.wz[j * d..][..d]) {
+                *o += c * w;
+            }
+        }
+        v
+    }
+}
+
+/// The time branch h_t of frozen potentials, by (potential, bits of t).
+type TimeBranches = std::collections::HashMap<(usize, u64), Vec<f64>>;
+
+/// Codes per call below which [`Potentials::grad`] of frozen potentials runs on the host.
+const HOST_GRAD_MAX_BATCH: usize = 4;
+
 /// K potentials. Tensors (leading dimension K) are listed in `docs/checkpoint-format.md`.
 #[derive(Debug, Clone)]
 pub struct Potentials {
@@ -180,6 +247,10 @@ pub struct Potentials {
     tensors: Vec<Tensor>,
     /// Per-potential views, made once (a traversal step would otherwise slice 10 tensors).
     views: Vec<Mlp>,
+    /// Host copies of frozen weights, made on first use (see [`HostMlp`]).
+    host: std::sync::Arc<std::sync::OnceLock<Vec<HostMlp>>>,
+    /// The time branch h_t of frozen potentials by (k, t), made on first use.
+    time_branch: std::sync::Arc<std::sync::Mutex<TimeBranches>>,
     /// Wave speeds c^k (K), learnable, initialised to 1.
     wave_speed: Tensor,
     omega: Tensor,
@@ -247,9 +318,88 @@ impl Potentials {
             cfg: cfg.clone(),
             tensors,
             views,
+            host: Default::default(),
+            time_branch: Default::default(),
             wave_speed,
             omega,
         })
+    }
+
+    /// Whether the weights are constants (loaded for inference, not being trained).
+    fn frozen(&self) -> bool {
+        !self.tensors.iter().any(Tensor::track_op)
+    }
+
+    /// The host copies of the weights (frozen potentials only).
+    fn host_mlps(&self) -> Result<&[HostMlp]> {
+        if let Some(h) = self.host.get() {
+            return Ok(h);
+        }
+        let mlps = (0..self.cfg.k)
+            .map(|k| -> Result<HostMlp> {
+                let m = self.mlp(k)?;
+                let v = |t: &Tensor| -> Result<Vec<f64>> {
+                    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?)
+                };
+                Ok(HostMlp {
+                    d: self.cfg.latent,
+                    h: self.cfg.hidden,
+                    wz: v(&m.wz)?,
+                    bz: v(&m.bz)?,
+                    w1: v(&m.w1)?,
+                    b1: v(&m.b1)?,
+                    w2: v(&m.w2)?,
+                    b2: v(&m.b2)?.first().copied().unwrap_or(0.0),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let _ = self.host.set(mlps);
+        self.host
+            .get()
+            .map(Vec::as_slice)
+            .ok_or_else(|| Error::config("host weights were not made"))
+    }
+
+    /// h_t of frozen potential `k` at time `t`, computed once per (k, t).
+    fn host_time_branch(&self, k: usize, t: f64) -> Result<Vec<f64>> {
+        let key = (k, t.to_bits());
+        if let Ok(cache) = self.time_branch.lock()
+            && let Some(v) = cache.get(&key)
+        {
+            return Ok(v.clone());
+        }
+        let m = self.mlp(k)?;
+        let tt = Tensor::full(t, 1, self.omega.device())?.to_dtype(self.dtype())?;
+        let (e, _, _) = self.embed(&tt)?;
+        let pre = e.matmul(&m.wt1.t()?)?.broadcast_add(&m.bt1)?;
+        let ht = gelu(&pre)?.matmul(&m.wt2.t()?)?.broadcast_add(&m.bt2)?;
+        let v: Vec<f64> = ht.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+        if let Ok(mut cache) = self.time_branch.lock() {
+            // Traversals use a few dozen integer times; bound the cache all the same.
+            if cache.len() > 4096 {
+                cache.clear();
+            }
+            cache.insert(key, v.clone());
+        }
+        Ok(v)
+    }
+
+    /// [`Potentials::grad`] on the host: frozen MLP potentials, a few codes.
+    fn host_grad(&self, z: &Tensor, t: &Tensor, k: usize) -> Result<Tensor> {
+        let mlp = &self.host_mlps()?[k];
+        let (b, d) = z.dims2()?;
+        let zs: Vec<f64> = z.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+        let ts: Vec<f64> = t.to_dtype(DType::F64)?.to_vec1()?;
+        let mut out = vec![0.0; b * d];
+        for (i, (zi, gi)) in zs.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
+            let ht = self.host_time_branch(k, ts[i])?;
+            let v = mlp.grad(zi, &ht, gi);
+            if self.cfg.final_tanh {
+                let s = 1.0 - v.tanh().powi(2);
+                gi.iter_mut().for_each(|g| *g *= s);
+            }
+        }
+        Ok(Tensor::from_vec(out, (b, d), z.device())?.to_dtype(z.dtype())?)
     }
 
     /// The configuration.
@@ -447,6 +597,9 @@ impl Potentials {
                 .broadcast_as((b, self.cfg.latent))?
                 .contiguous()?);
         }
+        if z.device().is_cpu() && z.dim(0)? <= HOST_GRAD_MAX_BATCH && self.frozen() {
+            return self.host_grad(z, t, k);
+        }
         let m = self.mlp(k)?;
         let (hz, h1, v) = self.forward(&m, z, t)?;
         let back_h1 = one_minus_sq(&h1)?.broadcast_mul(&m.w2)?.matmul(&m.w1)?;
@@ -570,6 +723,53 @@ mod tests {
         let z = Tensor::new(z, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
         let t = Tensor::new(&[t], &Device::Cpu).unwrap();
         pot.value(&z, &t, k).unwrap().to_vec1::<f64>().unwrap()[0]
+    }
+
+    #[test]
+    fn the_host_gradient_of_frozen_potentials_equals_the_tensor_one() {
+        for final_tanh in [true, false] {
+            let trained = potentials(5, final_tanh, 11);
+            let frozen = Params::from_tensors(
+                trained
+                    .tensors
+                    .iter()
+                    .zip(NAMES)
+                    .map(|(t, n)| (format!("potential.{n}"), t.copy().unwrap()))
+                    .chain(std::iter::once((
+                        "potential.wave_speed".to_string(),
+                        trained.wave_speed.copy().unwrap(),
+                    )))
+                    .collect(),
+                false,
+                &Device::Cpu,
+            )
+            .unwrap();
+            // Loaded weights are F32, as a checkpoint's are.
+            let frozen = Potentials::new(&frozen, trained.config()).unwrap();
+            assert!(frozen.frozen() && !trained.frozen());
+            let b = HOST_GRAD_MAX_BATCH + 2;
+            let z = randn64(&[b, 5], 3).unwrap().to_dtype(DType::F32).unwrap();
+            let t = Tensor::new(vec![2.0f32; b], &Device::Cpu).unwrap();
+            for k in 0..3 {
+                // Above the host batch limit: the tensor path, on the same F32 weights.
+                let want = frozen.grad(&z, &t, k).unwrap();
+                for i in 0..b {
+                    let zi = z.narrow(0, i, 1).unwrap();
+                    let ti = t.narrow(0, i, 1).unwrap();
+                    let host = frozen.grad(&zi, &ti, k).unwrap();
+                    assert_eq!(host.dtype(), DType::F32);
+                    let d = (host - want.narrow(0, i, 1).unwrap())
+                        .unwrap()
+                        .abs()
+                        .unwrap()
+                        .max_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    assert!(d < 1e-5, "k {k} row {i} tanh {final_tanh}: {d}");
+                }
+            }
+        }
     }
 
     /// Checks every output against central differences of `value` at 3 samples.

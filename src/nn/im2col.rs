@@ -3,12 +3,16 @@
 //! ("im2col"), and the convolution is the flattened kernel times that matrix — a GEMM that
 //! candle runs multi-threaded through the `gemm` crate.
 //!
-//! The unfolding is a candle custom op ([`Im2Col`]) whose backward pass is its adjoint, the
-//! scatter-add [`Col2Im`] (and the other way round), so autograd differentiates a
-//! convolution through the matrix product: the gradient of the input is one GEMM and one
-//! col2im, the gradient of the kernel one GEMM — instead of candle's direct loops (its
+//! Each convolution is one candle custom op of (input, kernel, bias) — [`Conv2dOp`],
+//! [`ConvTranspose2dOp`] — whose backward pass is written out: the input's gradient is one
+//! GEMM and one col2im (im2col for the transposed one), the kernel's the dot products of the
+//! output gradient's rows with the unfolded input's ([`super::gemm::rows_dot_rows`]), the
+//! bias's plane sums. candle's own CPU convolutions differentiate through direct loops (its
 //! transposed convolution, and a convolution whose "kernel" is the whole output gradient),
-//! which took most of the training time.
+//! which took most of the training time; and as one graph node, none of the large
+//! intermediates gets a gradient of its own for autograd to allocate and accumulate. The
+//! unfolding and folding are also custom ops ([`Im2Col`], [`Col2Im`]), each the other's
+//! adjoint and gradient.
 //!
 //! Layouts: images are NCHW; the unfolded matrix of a batch is (C·k·k, N·Ho·Wo) with rows
 //! in (c, ky, kx) order and columns image after image, so the kernel (Cout, C·k·k) times it
@@ -365,9 +369,8 @@ fn with_three(
 /// A convolution with bias as one graph node: x (N, C, H, W), kernel (Cout, C, k, k),
 /// bias (Cout). Forward: im2col, one GEMM for the batch, and the change to NCHW with the
 /// bias added in the same pass; the unfolded input is kept for the backward pass, which
-/// computes the kernel's gradient as one GEMM, the input's as one GEMM and a col2im, and
-/// the bias's as plane sums. Being one node, none of the large intermediates has a
-/// gradient of its own for autograd to allocate and accumulate.
+/// computes the kernel's gradient as row dot products, the input's as one GEMM and a
+/// col2im, and the bias's as plane sums (see the module docs).
 #[derive(Debug)]
 pub struct Conv2dOp {
     g: Geometry,
@@ -499,8 +502,8 @@ impl candle_core::CustomOp3 for Conv2dOp {
 /// x (N, Cin, H, W), kernel (Cin, Cout, k, k) in PyTorch's layout, bias (Cout). Forward:
 /// the images as (Cin, N·H·W), one GEMM with the kernel transposed — every input pixel's
 /// contribution to a k×k patch of each output channel — and col2im onto planes that start
-/// at the bias. The backward pass unfolds ∂y (im2col), then one GEMM each for the kernel
-/// and the input.
+/// at the bias. The backward pass unfolds ∂y (im2col), then row dot products for the
+/// kernel and one GEMM for the input.
 #[derive(Debug)]
 pub struct ConvTranspose2dOp {
     /// The convolution this one is the adjoint of: (Cout, Ho, Wo) → (Cin, H, W).

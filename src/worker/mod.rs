@@ -210,13 +210,29 @@ pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate:
     Ok(Loaded { generator, methods })
 }
 
-fn describe(g: &LoadedGenerator) -> String {
+fn describe(g: &LoadedGenerator, device: &candle_core::Device) -> String {
     let c = &g.config;
     let data = g.manifest.dataset.as_deref().unwrap_or("unknown data");
     format!(
-        "{:?} on {data}, latent {}, {}×{}×{}",
-        c.kind, c.latent, c.channels, c.image_size, c.image_size
+        "{:?} on {data}, latent {}, {}×{}×{} · computing on {}",
+        c.kind,
+        c.latent,
+        c.channels,
+        c.image_size,
+        c.image_size,
+        device_name(device)
     )
+}
+
+/// Which device computes, in words: "CPU (2 threads)", "CUDA GPU 0".
+pub fn device_name(device: &candle_core::Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => {
+            format!("CPU ({} threads)", candle_core::utils::get_num_threads())
+        }
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("CUDA GPU {gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("Metal GPU {gpu_id}"),
+    }
 }
 
 struct State {
@@ -316,7 +332,7 @@ impl State {
         match load_model(&dir, &self.device) {
             Ok(loaded) => {
                 let methods = loaded.methods.iter().map(|(m, _)| m.clone()).collect();
-                let description = describe(&loaded.generator);
+                let description = describe(&loaded.generator, &self.device);
                 self.model = Some(Arc::new(loaded));
                 self.send(Event::ModelLoaded {
                     dir,
