@@ -25,15 +25,6 @@ pub fn save_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Resu
     atomic::write(path, &bytes)
 }
 
-/// Checks that every value of `t` is finite; the error names `file` and `name`.
-pub fn check_finite(file: &Path, name: &str, t: &Tensor) -> Result<()> {
-    let flat = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    if let Some(i) = flat.iter().position(|v| !v.is_finite()) {
-        return Err(non_finite(file, name, i));
-    }
-    Ok(())
-}
-
 fn non_finite(file: &Path, name: &str, index: usize) -> Error {
     Error::checkpoint(
         file,
