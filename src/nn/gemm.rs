@@ -5,26 +5,60 @@
 use candle_core::Result;
 use gemm::Parallelism;
 
-/// The parallelism candle uses for its own products.
-fn parallelism() -> Parallelism {
-    let n = candle_core::utils::get_num_threads();
-    if n > 1 {
-        Parallelism::Rayon(n)
-    } else {
-        Parallelism::None
-    }
-}
-
 /// The element types the CPU kernels run on.
 pub(crate) trait Scalar:
     Copy + Default + Send + Sync + std::ops::AddAssign + std::ops::Add<Output = Self> + 'static
 {
     /// 1.
     const ONE: Self;
+
+    /// a·b (row-major) by this crate's own kernel, where there is one for the type and the
+    /// CPU; `None` leaves the product to the `gemm` crate. The operands fit (checked).
+    fn own_product(_a: Mat<Self>, _b: Mat<Self>, _threads: usize) -> Option<Vec<Self>> {
+        None
+    }
 }
 
 impl Scalar for f32 {
     const ONE: Self = 1.0;
+
+    #[cfg(target_arch = "x86_64")]
+    fn own_product(a: Mat<Self>, b: Mat<Self>, threads: usize) -> Option<Vec<Self>> {
+        use super::sgemm::{Dest, Operand, Product, Source, available, run};
+        if !available() {
+            return None;
+        }
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        let mut dst = Vec::with_capacity(m * n);
+        let product = Product {
+            m,
+            n,
+            k,
+            a: Operand {
+                ptr: a.data.as_ptr().wrapping_add(a.start),
+                rs: a.rs,
+                cs: a.cs,
+            },
+            b: Source::Matrix(Operand {
+                ptr: b.data.as_ptr().wrapping_add(b.start),
+                rs: b.rs,
+                cs: b.cs,
+            }),
+            c: Dest::Matrix {
+                ptr: dst.as_mut_ptr(),
+                ld: n,
+            },
+            bias: None,
+        };
+        // SAFETY: the operands fit their slices (checked by the caller), which stay
+        // borrowed and unchanged for the call; `run` writes every one of the m·n elements
+        // of `dst` before its length is set; `available` is true.
+        unsafe {
+            run(&product, threads);
+            dst.set_len(m * n);
+        }
+        Some(dst)
+    }
 }
 
 impl Scalar for f64 {
@@ -70,14 +104,14 @@ impl<'a, T> Mat<'a, T> {
     }
 }
 
-/// a·b as a new row-major matrix, by the `gemm` crate's kernels (multi-threaded as candle's
-/// own products are).
+/// a·b as a new row-major matrix, on as many threads as candle's own products: f32 by
+/// [`super::sgemm`] where the CPU has AVX-512, the rest by the `gemm` crate.
 pub(crate) fn multiply<T: Scalar>(a: Mat<T>, b: Mat<T>) -> Result<Vec<T>> {
-    multiply_with(a, b, parallelism())
+    multiply_with(a, b, candle_core::utils::get_num_threads().max(1))
 }
 
-/// [`multiply`] with the given parallelism.
-fn multiply_with<T: Scalar>(a: Mat<T>, b: Mat<T>, parallelism: Parallelism) -> Result<Vec<T>> {
+/// [`multiply`] on `threads` threads.
+fn multiply_with<T: Scalar>(a: Mat<T>, b: Mat<T>, threads: usize) -> Result<Vec<T>> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if b.rows != k {
         candle_core::bail!("a product of {m}×{k} and {}×{n} matrices", b.rows);
@@ -85,10 +119,18 @@ fn multiply_with<T: Scalar>(a: Mat<T>, b: Mat<T>, parallelism: Parallelism) -> R
     if !a.fits() || !b.fits() {
         candle_core::bail!("matrix product: an operand reaches outside its storage");
     }
+    if let Some(dst) = T::own_product(a, b, threads) {
+        return Ok(dst);
+    }
     let mut dst = vec![T::default(); m * n];
     if m == 0 || n == 0 || k == 0 {
         return Ok(dst);
     }
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
     // SAFETY: `dst` holds m·n elements written row-major (column stride 1, row stride n);
     // every element of `a` and `b` that is read lies inside its slice (`fits`: the offset
     // of the last one is below the slice length, and strides are not negative).
@@ -185,7 +227,7 @@ pub(crate) fn rows_dot_rows<T: Scalar>(
                 rs: 1,
                 cs: k,
             };
-            multiply_with(a_part, b_part, Parallelism::None)
+            multiply_with(a_part, b_part, 1)
         })
         .collect::<Result<Vec<_>>>()?;
     let mut out = vec![T::default(); p * q];

@@ -1,28 +1,36 @@
 //! Convolutions as matrix products on the CPU: the input is unfolded into a matrix with one
 //! row per (input channel, kernel row, kernel column) and one column per output pixel
-//! ("im2col"), and the convolution is the flattened kernel times that matrix — a GEMM that
-//! candle runs multi-threaded through the `gemm` crate.
+//! ("im2col"), and the convolution is the flattened kernel times that matrix — one GEMM for
+//! the batch, multi-threaded.
 //!
 //! Each convolution is one candle custom op of (input, kernel, bias) — [`Conv2dOp`],
 //! [`ConvTranspose2dOp`] — whose backward pass is written out: the input's gradient is one
-//! GEMM and one col2im (im2col for the transposed one), the kernel's the dot products of the
-//! output gradient's rows with the unfolded input's ([`super::gemm::rows_dot_rows`]), the
-//! bias's plane sums. candle's own CPU convolutions differentiate through direct loops (its
-//! transposed convolution, and a convolution whose "kernel" is the whole output gradient),
-//! which took most of the training time; and as one graph node, none of the large
-//! intermediates gets a gradient of its own for autograd to allocate and accumulate. The
-//! unfolding and folding are also custom ops ([`Im2Col`], [`Col2Im`]), each the other's
-//! adjoint and gradient.
+//! GEMM and one col2im for the convolution ([`ConvInputGrad`]) and one GEMM over the
+//! unfolded output gradient for the transposed one ([`ConvTransposeInputGrad`]), the
+//! kernel's the dot products of the output gradient's rows with the unfolded input's
+//! ([`super::gemm::rows_dot_rows`]), the bias's plane sums. candle's own CPU convolutions
+//! differentiate through direct loops (its transposed convolution, and a convolution whose
+//! "kernel" is the whole output gradient), which took most of the training time; and as one
+//! graph node, none of the large intermediates gets a gradient of its own for autograd to
+//! allocate and accumulate. The unfolding and folding are also custom ops ([`Im2Col`],
+//! [`Col2Im`]), each the other's adjoint and gradient.
 //!
 //! Layouts: images are NCHW; the unfolded matrix of a batch is (C·k·k, N·Ho·Wo) with rows
 //! in (c, ky, kx) order and columns image after image, so the kernel (Cout, C·k·k) times it
-//! is the output as (Cout, N·Ho·Wo) — one GEMM for the batch, whatever its size — turned
-//! into NCHW by one copy of contiguous planes. A transposed convolution is the adjoint: the
-//! kernel transposed times the images (Cin, N·H·W), folded by col2im straight into NCHW.
+//! is the output as (Cout, N·Ho·Wo). A transposed convolution is the adjoint: the kernel
+//! transposed times the images (Cin, N·H·W), folded by col2im straight into NCHW.
+//!
+//! In f32 on a CPU with AVX-512 the products run on [`super::sgemm`], which reads the
+//! images and their unfolded view in place while it packs its panels and writes NCHW
+//! directly: the forward convolution and the transposed convolution's input gradient need
+//! no column matrix at all, the others no permutation of the images, and the bias is the
+//! product's starting value. Elsewhere (f64, other CPUs) the same ops materialise the
+//! column matrix and multiply through the `gemm` crate; the tests compare both paths.
 //!
 //! Other devices use candle's own convolution.
 
 use super::gemm::{Mat, RowsDotRows, multiply};
+use super::sgemm;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -366,6 +374,346 @@ fn with_three(
     }
 }
 
+/// The threads a product runs on: as many as candle's own products.
+fn threads() -> usize {
+    candle_core::utils::get_num_threads().max(1)
+}
+
+/// A new vector of `len` values written by one [`sgemm`] product that `product` describes
+/// (given the vector's start), or `None` where the CPU lacks the kernel (the callers then
+/// take the generic path). Every caller checks that the operands hold what the product
+/// reads and that the product writes all `len` values.
+fn own_product<'a>(
+    len: usize,
+    product: impl FnOnce(*mut f32) -> sgemm::Product<'a>,
+) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    if sgemm::available() {
+        let mut out = Vec::with_capacity(len);
+        let p = product(out.as_mut_ptr());
+        // SAFETY: the callers pass operands that hold every element the product reads and
+        // stay borrowed, unchanged, for the call; the product writes each of the `len`
+        // elements of `out` (they checked) before its length is set.
+        unsafe {
+            sgemm::run(&p, threads());
+            out.set_len(len);
+        }
+        return Some(out);
+    }
+    let _ = (len, product);
+    None
+}
+
+/// The unfolded view of NCHW images in the geometry `g`, for [`sgemm::Source::Unfolded`].
+fn unfold_view(g: Geometry) -> Result<sgemm::Unfold> {
+    let (ho, wo) = g.out()?;
+    Ok(sgemm::Unfold {
+        c: g.c,
+        h: g.h,
+        w: g.w,
+        k: g.k,
+        stride: g.stride,
+        padding: g.padding,
+        ho,
+        wo,
+    })
+}
+
+/// Checks that slices hold the values of their shapes (the fast paths read through raw
+/// pointers).
+fn check_lens(what: &str, pairs: &[(usize, usize)]) -> Result<()> {
+    for &(got, want) in pairs {
+        if got != want {
+            candle_core::bail!("{what}: an operand of {got} values where {want} are needed");
+        }
+    }
+    Ok(())
+}
+
+/// The convolution's output straight from the images: W (Cout × C·k·k) times their
+/// unfolded view, plus the bias, written into NCHW — no column matrix, no permutation.
+fn conv_forward_own([x, w, b]: [&[f32]; 3], n: usize, g: Geometry) -> Result<Option<Vec<f32>>> {
+    let u = unfold_view(g)?;
+    let (l, cout, r) = (u.ho * u.wo, b.len(), g.row());
+    check_lens(
+        "conv2d",
+        &[(x.len(), n * g.c * g.h * g.w), (w.len(), cout * r)],
+    )?;
+    Ok(own_product(n * cout * l, |out| sgemm::Product {
+        m: cout,
+        n: n * l,
+        k: r,
+        a: sgemm::Operand {
+            ptr: w.as_ptr(),
+            rs: r,
+            cs: 1,
+        },
+        b: sgemm::Source::Unfolded {
+            ptr: x.as_ptr(),
+            g: u,
+        },
+        c: sgemm::Dest::Images {
+            ptr: out,
+            l,
+            image: cout * l,
+        },
+        bias: Some(b),
+    }))
+}
+
+/// The transposed convolution's patches (Cout·k·k × N·H·W) straight from the images: the
+/// kernel transposed times the images read as (Cin × N·H·W).
+fn deconv_patches_own(
+    x: &[f32],
+    w: &[f32],
+    n: usize,
+    cin: usize,
+    hw: usize,
+    r: usize,
+) -> Result<Option<Vec<f32>>> {
+    check_lens(
+        "conv_transpose2d",
+        &[(x.len(), n * cin * hw), (w.len(), cin * r)],
+    )?;
+    Ok(own_product(r * n * hw, |out| sgemm::Product {
+        m: r,
+        n: n * hw,
+        k: cin,
+        a: sgemm::Operand {
+            ptr: w.as_ptr(),
+            rs: 1,
+            cs: r,
+        },
+        b: sgemm::Source::Images {
+            ptr: x.as_ptr(),
+            l: hw,
+            image: cin * hw,
+        },
+        c: sgemm::Dest::Matrix {
+            ptr: out,
+            ld: n * hw,
+        },
+        bias: None,
+    }))
+}
+
+/// (N, C, L) → (C, N·L): images as rows of channels.
+fn channels_major<T: Elem>(x: &[T], n: usize, c: usize, l: usize) -> Vec<T> {
+    let mut out = vec![T::default(); c * n * l];
+    if !out.is_empty() {
+        out.par_chunks_mut(l).enumerate().for_each(|(row, dst)| {
+            let (ci, ni) = (row / n, row % n);
+            dst.copy_from_slice(&x[(ni * c + ci) * l..][..l]);
+        });
+    }
+    out
+}
+
+/// (C, N·L) → (N, C, L): the inverse of [`channels_major`].
+fn batch_major<T: Elem>(x: &[T], n: usize, c: usize, l: usize) -> Vec<T> {
+    let mut out = vec![T::default(); n * c * l];
+    if !out.is_empty() {
+        out.par_chunks_mut(l).enumerate().for_each(|(plane, dst)| {
+            let (ni, ci) = (plane / c, plane % c);
+            dst.copy_from_slice(&x[(ci * n + ni) * l..][..l]);
+        });
+    }
+    out
+}
+
+/// The slices of two contiguous CPU storages of one float dtype, for `f32_op` or `f64_op`
+/// to turn into the output storage.
+fn with_two(
+    s: [&CpuStorage; 2],
+    l: [&Layout; 2],
+    f32_op: impl FnOnce([&[f32]; 2]) -> Result<Vec<f32>>,
+    f64_op: impl FnOnce([&[f64]; 2]) -> Result<Vec<f64>>,
+) -> Result<CpuStorage> {
+    match s {
+        [CpuStorage::F32(a), CpuStorage::F32(b)] => Ok(CpuStorage::F32(f32_op([
+            contiguous(a, l[0], "convolution gradient")?,
+            contiguous(b, l[1], "convolution gradient")?,
+        ])?)),
+        [CpuStorage::F64(a), CpuStorage::F64(b)] => Ok(CpuStorage::F64(f64_op([
+            contiguous(a, l[0], "convolution gradient")?,
+            contiguous(b, l[1], "convolution gradient")?,
+        ])?)),
+        _ => candle_core::bail!("convolution gradient: F32 or F64 operands of one dtype"),
+    }
+}
+
+/// The gradient of a convolution's input, ∂x = col2im(Wᵀ·∂y), from the kernel
+/// (Cout, C, k, k) and the output's gradient ∂y (N, Cout, Ho, Wo); `.1` is the batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvInputGrad(pub Geometry, pub usize);
+
+/// Wᵀ·∂y (C·k·k × N·L) with ∂y read as (Cout × N·L) in place.
+fn conv_dcols_own(
+    w: &[f32],
+    dy: &[f32],
+    n: usize,
+    cout: usize,
+    g: Geometry,
+    l: usize,
+) -> Option<Vec<f32>> {
+    let r = g.row();
+    own_product(r * n * l, |out| sgemm::Product {
+        m: r,
+        n: n * l,
+        k: cout,
+        a: sgemm::Operand {
+            ptr: w.as_ptr(),
+            rs: 1,
+            cs: r,
+        },
+        b: sgemm::Source::Images {
+            ptr: dy.as_ptr(),
+            l,
+            image: cout * l,
+        },
+        c: sgemm::Dest::Matrix {
+            ptr: out,
+            ld: n * l,
+        },
+        bias: None,
+    })
+}
+
+/// Wᵀ·∂y by the generic product, ∂y permuted to (Cout × N·L) first.
+fn conv_dcols<T: Elem>(
+    w: &[T],
+    dy: &[T],
+    n: usize,
+    cout: usize,
+    g: Geometry,
+    l: usize,
+) -> Result<Vec<T>> {
+    let r = g.row();
+    let dymat = channels_major(dy, n, cout, l);
+    let kernel_t = Mat {
+        data: w,
+        start: 0,
+        rows: r,
+        cols: cout,
+        rs: 1,
+        cs: r,
+    };
+    multiply(kernel_t, Mat::rows(&dymat, cout, n * l))
+}
+
+impl candle_core::CustomOp2 for ConvInputGrad {
+    fn name(&self) -> &'static str {
+        "latentflow-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, n) = (self.0, self.1);
+        let (ho, wo) = g.out()?;
+        let l = ho * wo;
+        let (cout, cin, k, k2) = l1.shape().dims4()?;
+        if cin != g.c || (k, k2) != (g.k, g.k) || l2.shape().dims() != [n, cout, ho, wo] {
+            candle_core::bail!(
+                "conv2d input gradient for {n} images of {g:?} given {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let out = with_two(
+            [s1, s2],
+            [l1, l2],
+            |[w, dy]| {
+                let dcols = match conv_dcols_own(w, dy, n, cout, g, l) {
+                    Some(d) => d,
+                    None => conv_dcols(w, dy, n, cout, g, l)?,
+                };
+                Ok(col2im(&dcols, n, g, ho, wo))
+            },
+            |[w, dy]| Ok(col2im(&conv_dcols(w, dy, n, cout, g, l)?, n, g, ho, wo)),
+        )?;
+        Ok((out, Shape::from((n, g.c, g.h, g.w))))
+    }
+}
+
+/// The gradient of a transposed convolution's input, ∂x = W·im2col(∂y), from the kernel
+/// (Cin, Cout, k, k) and the output's gradient ∂y (N, Cout, H', W'); `.0` is the
+/// convolution the transposed one is the adjoint of, `.1` the batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvTransposeInputGrad(pub Geometry, pub usize);
+
+/// W·im2col(∂y) by the generic product, then back to NCHW.
+fn deconv_dx<T: Elem>(wt: &[T], dy: &[T], n: usize, cin: usize, a: Geometry) -> Result<Vec<T>> {
+    let (h, w) = a.out()?;
+    let (hw, r) = (h * w, a.row());
+    let dpatches = im2col(dy, n, a, h, w);
+    let dimage = multiply(Mat::rows(wt, cin, r), Mat::rows(&dpatches, r, n * hw))?;
+    Ok(batch_major(&dimage, n, cin, hw))
+}
+
+impl candle_core::CustomOp2 for ConvTransposeInputGrad {
+    fn name(&self) -> &'static str {
+        "latentflow-conv-transpose2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, n) = (self.0, self.1);
+        let (h, w) = a.out()?;
+        let (hw, r) = (h * w, a.row());
+        let (cin, cout, k, k2) = l1.shape().dims4()?;
+        if cout != a.c || (k, k2) != (a.k, a.k) || l2.shape().dims() != [n, a.c, a.h, a.w] {
+            candle_core::bail!(
+                "conv_transpose2d input gradient for {n} images of {a:?} given {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let out = with_two(
+            [s1, s2],
+            [l1, l2],
+            |[wt, dy]| {
+                let u = unfold_view(a)?;
+                let own = own_product(n * cin * hw, |out| sgemm::Product {
+                    m: cin,
+                    n: n * hw,
+                    k: r,
+                    a: sgemm::Operand {
+                        ptr: wt.as_ptr(),
+                        rs: r,
+                        cs: 1,
+                    },
+                    b: sgemm::Source::Unfolded {
+                        ptr: dy.as_ptr(),
+                        g: u,
+                    },
+                    c: sgemm::Dest::Images {
+                        ptr: out,
+                        l: hw,
+                        image: cin * hw,
+                    },
+                    bias: None,
+                });
+                match own {
+                    Some(dx) => Ok(dx),
+                    None => deconv_dx(wt, dy, n, cin, a),
+                }
+            },
+            |[wt, dy]| deconv_dx(wt, dy, n, cin, a),
+        )?;
+        Ok((out, Shape::from((n, cin, h, w))))
+    }
+}
+
 /// A convolution with bias as one graph node: x (N, C, H, W), kernel (Cout, C, k, k),
 /// bias (Cout). Forward: im2col, one GEMM for the batch, and the change to NCHW with the
 /// bias added in the same pass; the unfolded input is kept for the backward pass, which
@@ -439,7 +787,10 @@ impl candle_core::CustomOp3 for Conv2dOp {
         let out = with_three(
             [s1, s2, s3],
             [l1, l2, l3],
-            |a| conv_forward(a, n, g, &self.saved, |v, s| Tensor::from_vec(v, s, &dev)),
+            |a| match conv_forward_own(a, n, g)? {
+                Some(y) => Ok(y),
+                None => conv_forward(a, n, g, &self.saved, |v, s| Tensor::from_vec(v, s, &dev)),
+            },
             |a| conv_forward(a, n, g, &self.saved, |v, s| Tensor::from_vec(v, s, &dev)),
         )?;
         Ok((out, Shape::from((n, cout, ho, wo))))
@@ -457,12 +808,6 @@ impl candle_core::CustomOp3 for Conv2dOp {
         let (n, cout, ho, wo) = dy.dims4()?;
         let l = ho * wo;
         let dy = dy.contiguous()?;
-        // ∂y as (Cout, N·L), the layout of the forward product.
-        let dymat = dy
-            .reshape((n, cout, l))?
-            .transpose(0, 1)?
-            .contiguous()?
-            .reshape((cout, n * l))?;
         let db = match b.track_op() {
             true => Some(dy.apply_op1_no_bwd(&ChannelSum)?),
             false => None,
@@ -473,6 +818,12 @@ impl candle_core::CustomOp3 for Conv2dOp {
                     Some(c) => c.clone(),
                     None => x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?,
                 };
+                // ∂y as (Cout, N·L), the layout of the forward product.
+                let dymat = dy
+                    .reshape((n, cout, l))?
+                    .transpose(0, 1)?
+                    .contiguous()?
+                    .reshape((cout, n * l))?;
                 // ∂W = ∂y·colsᵀ: dot products of rows as long as the batch's pixels.
                 Some(
                     dymat
@@ -483,15 +834,10 @@ impl candle_core::CustomOp3 for Conv2dOp {
             false => None,
         };
         let dx = match x.track_op() {
-            true => {
-                let kernel = w.reshape((cout, g.row()))?;
-                Some(
-                    kernel
-                        .t()?
-                        .matmul(&dymat)?
-                        .apply_op1_no_bwd(&Col2Im(g, n))?,
-                )
-            }
+            true => Some(
+                w.contiguous()?
+                    .apply_op2_no_bwd(&dy, &ConvInputGrad(g, n))?,
+            ),
             false => None,
         };
         Ok((dx, dw, db))
@@ -522,13 +868,7 @@ fn deconv_forward<T: Elem>(
     let (h, w_) = adjoint.out()?;
     let hw = h * w_;
     // The images as rows of channels: (Cin, N·H·W).
-    let mut image = vec![T::default(); cin * n * hw];
-    if !image.is_empty() {
-        image.par_chunks_mut(hw).enumerate().for_each(|(r, dst)| {
-            let (ci, ni) = (r / n, r % n);
-            dst.copy_from_slice(&x[(ni * cin + ci) * hw..][..hw]);
-        });
-    }
+    let image = channels_major(x, n, cin, hw);
     let r = adjoint.row();
     // The kernel (Cin, Cout·k·k) read transposed: (Cout·k·k, Cin).
     let kernel = Mat {
@@ -577,9 +917,13 @@ impl candle_core::CustomOp3 for ConvTranspose2dOp {
             [s1, s2, s3],
             [l1, l2, l3],
             |t| {
-                deconv_forward(t, n, cin, a, &self.saved, |v, s| {
-                    Tensor::from_vec(v, s, &dev)
-                })
+                let (h, w) = a.out()?;
+                match deconv_patches_own(t[0], t[1], n, cin, h * w, a.row())? {
+                    Some(patches) => Ok(col2im_from(&patches, n, a, h, w, Some(t[2]))),
+                    None => deconv_forward(t, n, cin, a, &self.saved, |v, s| {
+                        Tensor::from_vec(v, s, &dev)
+                    }),
+                }
             },
             |t| {
                 deconv_forward(t, n, cin, a, &self.saved, |v, s| {
@@ -601,7 +945,6 @@ impl candle_core::CustomOp3 for ConvTranspose2dOp {
         let a = self.adjoint;
         let (n, cin, h, wd) = x.dims4()?;
         let dy = dy.contiguous()?;
-        let dpatches = dy.apply_op1_no_bwd(&Im2Col(a))?; // (Cout·k·k, N·H·W)
         let db = match b.track_op() {
             true => Some(dy.apply_op1_no_bwd(&ChannelSum)?),
             false => None,
@@ -616,6 +959,7 @@ impl candle_core::CustomOp3 for ConvTranspose2dOp {
                         .contiguous()?
                         .reshape((cin, n * h * wd))?,
                 };
+                let dpatches = dy.apply_op1_no_bwd(&Im2Col(a))?; // (Cout·k·k, N·H·W)
                 // ∂W = image·∂patchesᵀ, (Cin, Cout·k·k): PyTorch's layout directly.
                 Some(
                     image
@@ -626,17 +970,10 @@ impl candle_core::CustomOp3 for ConvTranspose2dOp {
             false => None,
         };
         let dx = match x.track_op() {
-            true => {
-                let kernel = w.reshape((cin, a.row()))?;
-                let dimage = kernel.matmul(&dpatches)?; // (Cin, N·H·W)
-                Some(
-                    dimage
-                        .reshape((cin, n, h * wd))?
-                        .transpose(0, 1)?
-                        .contiguous()?
-                        .reshape((n, cin, h, wd))?,
-                )
-            }
+            true => Some(
+                w.contiguous()?
+                    .apply_op2_no_bwd(&dy, &ConvTransposeInputGrad(a, n))?,
+            ),
             false => None,
         };
         Ok((dx, dw, db))
@@ -798,6 +1135,10 @@ mod tests {
         (2, 6, 12, 9, 7, 3, 1, 1),
     ];
 
+    /// Past the product's blocking: taps past its depth block (C·k·k > 256), more output
+    /// channels than a register tile, rows of pixels wider than it, several images.
+    const LARGE: [Case; 2] = [(3, 33, 40, 12, 10, 4, 2, 1), (2, 64, 9, 16, 13, 3, 1, 1)];
+
     /// <a, b> as f64.
     fn dot(a: &Tensor, b: &Tensor) -> f64 {
         (a * b)
@@ -819,7 +1160,7 @@ mod tests {
         // convolutions of non-square inputs, so it cannot serve as the reference.
         for dtype in [DType::F64, DType::F32] {
             let tol = if dtype == DType::F64 { 1e-10 } else { 2e-4 };
-            for (i, &(n, c, cout, h, w, k, s, p)) in CASES.iter().enumerate() {
+            for (i, &(n, c, cout, h, w, k, s, p)) in CASES.iter().chain(&LARGE).enumerate() {
                 let seed = i as u64 * 10;
                 let x = Var::from_tensor(&randn(&[n, c, h, w], seed, dtype)).unwrap();
                 let wt = Var::from_tensor(&randn(&[cout, c, k, k], seed + 1, dtype)).unwrap();
@@ -857,6 +1198,119 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn transposed_forward_and_both_gradients_match_candles_transposed_convolution() {
+        // As above for the transposed convolution: (batch, channels in, channels out,
+        // input height, input width, kernel, stride, padding); the kernel is (Cin, Cout,
+        // k, k). The decoders' stride-2 up-sampling, stride 1, and shapes past the blocking.
+        let cases: [Case; 6] = [
+            (1, 3, 5, 4, 6, 4, 2, 1),
+            (2, 5, 3, 3, 2, 3, 1, 1),
+            (3, 2, 4, 1, 1, 4, 1, 0),
+            (2, 7, 2, 5, 3, 3, 2, 0),
+            (3, 40, 33, 6, 5, 4, 2, 1),
+            (2, 64, 32, 8, 9, 4, 2, 1),
+        ];
+        for dtype in [DType::F64, DType::F32] {
+            let tol = if dtype == DType::F64 { 1e-10 } else { 2e-4 };
+            for (i, &(n, cin, cout, h, w, k, s, p)) in cases.iter().enumerate() {
+                let seed = 500 + i as u64 * 10;
+                let x = Var::from_tensor(&randn(&[n, cin, h, w], seed, dtype)).unwrap();
+                let wt = Var::from_tensor(&randn(&[cin, cout, k, k], seed + 1, dtype)).unwrap();
+                let reference_of =
+                    |x: &Tensor, w: &Tensor| x.conv_transpose2d(w, p, 0, s, 1).unwrap();
+                let fast = conv_transpose2d(x.as_tensor(), wt.as_tensor(), s, p).unwrap();
+                let reference = reference_of(x.as_tensor(), wt.as_tensor());
+                assert_eq!(fast.dims(), reference.dims(), "case {i}");
+                let scale = 1.0 + max_diff(&reference, &reference.zeros_like().unwrap());
+                assert!(
+                    max_diff(&fast, &reference) < tol * scale,
+                    "forward, case {i}, {dtype:?}"
+                );
+                let g = randn(reference.dims(), seed + 2, dtype);
+                let grads = (&fast * &g).unwrap().sum_all().unwrap().backward().unwrap();
+                let loss = |x: &Tensor, w: &Tensor| dot(&g, &reference_of(x, w));
+                for (j, v) in [&x, &wt].into_iter().enumerate() {
+                    let grad = grads.get(v.as_tensor()).unwrap();
+                    assert_eq!(grad.dims(), v.dims());
+                    for d in 0..2 {
+                        let dir = randn(v.dims(), seed + 3 + 2 * j as u64 + 7 * d, dtype);
+                        let (plus, minus) = (
+                            (v.as_tensor() + &dir).unwrap(),
+                            (v.as_tensor() - &dir).unwrap(),
+                        );
+                        let numeric = if j == 0 {
+                            (loss(&plus, wt.as_tensor()) - loss(&minus, wt.as_tensor())) / 2.0
+                        } else {
+                            (loss(x.as_tensor(), &plus) - loss(x.as_tensor(), &minus)) / 2.0
+                        };
+                        let analytic = dot(grad, &dir);
+                        assert!(
+                            (analytic - numeric).abs() < tol * 10.0 * (1.0 + numeric.abs()),
+                            "{} gradient, case {i}, {dtype:?}: {analytic} vs {numeric}",
+                            ["input", "kernel"][j]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_input_gradient_ops_take_both_paths_and_refuse_wrong_shapes() {
+        // The generic (F64) and the f32 paths of the input-gradient ops agree.
+        let g = Geometry {
+            c: 33,
+            h: 12,
+            w: 10,
+            k: 4,
+            stride: 2,
+            padding: 1,
+        };
+        let (n, cout) = (3, 40);
+        let w = randn(&[cout, g.c, g.k, g.k], 1, DType::F64);
+        let dy = randn(&[n, cout, 6, 5], 2, DType::F64);
+        let exact = w.apply_op2(&dy, ConvInputGrad(g, n)).unwrap();
+        let single = w
+            .to_dtype(DType::F32)
+            .unwrap()
+            .apply_op2(&dy.to_dtype(DType::F32).unwrap(), ConvInputGrad(g, n))
+            .unwrap();
+        assert_eq!(exact.dims(), &[n, g.c, g.h, g.w]);
+        let scale = max_diff(&exact, &exact.zeros_like().unwrap());
+        assert!(max_diff(&exact, &single.to_dtype(DType::F64).unwrap()) < 1e-4 * scale);
+        // The transposed convolution's: the adjoint of (cout, 12, 10) → (33, 6, 5).
+        let a = Geometry { c: cout, ..g };
+        let wt = randn(&[g.c, cout, g.k, g.k], 3, DType::F64);
+        let dy = randn(&[n, cout, 12, 10], 4, DType::F64);
+        let exact = wt.apply_op2(&dy, ConvTransposeInputGrad(a, n)).unwrap();
+        let single = wt
+            .to_dtype(DType::F32)
+            .unwrap()
+            .apply_op2(
+                &dy.to_dtype(DType::F32).unwrap(),
+                ConvTransposeInputGrad(a, n),
+            )
+            .unwrap();
+        assert_eq!(exact.dims(), &[n, g.c, 6, 5]);
+        let scale = max_diff(&exact, &exact.zeros_like().unwrap());
+        assert!(max_diff(&exact, &single.to_dtype(DType::F64).unwrap()) < 1e-4 * scale);
+        // Wrong shapes are errors, not reads outside the buffers.
+        let short = randn(&[n, cout, 6, 4], 5, DType::F32);
+        assert!(
+            w.to_dtype(DType::F32)
+                .unwrap()
+                .apply_op2(&short, ConvInputGrad(g, n))
+                .is_err()
+        );
+        assert!(
+            wt.to_dtype(DType::F32)
+                .unwrap()
+                .apply_op2(&short, ConvTransposeInputGrad(a, n))
+                .is_err()
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod optim;
 pub mod params;
 pub mod pointwise;
 pub mod sequential;
+pub(crate) mod sgemm;
 
 pub use activation::Activation;
 pub use conv::{Conv2d, ConvTranspose2d};
