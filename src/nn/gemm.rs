@@ -34,11 +34,11 @@ impl Scalar for f32 {
             m,
             n,
             k,
-            a: Operand {
+            a: Source::Matrix(Operand {
                 ptr: a.data.as_ptr().wrapping_add(a.start),
                 rs: a.rs,
                 cs: a.cs,
-            },
+            }),
             b: Source::Matrix(Operand {
                 ptr: b.data.as_ptr().wrapping_add(b.start),
                 rs: b.rs,

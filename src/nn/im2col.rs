@@ -443,11 +443,11 @@ fn conv_forward_own([x, w, b]: [&[f32]; 3], n: usize, g: Geometry) -> Result<Opt
         m: cout,
         n: n * l,
         k: r,
-        a: sgemm::Operand {
+        a: sgemm::Source::Matrix(sgemm::Operand {
             ptr: w.as_ptr(),
             rs: r,
             cs: 1,
-        },
+        }),
         b: sgemm::Source::Unfolded {
             ptr: x.as_ptr(),
             g: u,
@@ -479,11 +479,11 @@ fn deconv_patches_own(
         m: r,
         n: n * hw,
         k: cin,
-        a: sgemm::Operand {
+        a: sgemm::Source::Matrix(sgemm::Operand {
             ptr: w.as_ptr(),
             rs: 1,
             cs: r,
-        },
+        }),
         b: sgemm::Source::Images {
             ptr: x.as_ptr(),
             l: hw,
@@ -561,11 +561,11 @@ fn conv_dcols_own(
         m: r,
         n: n * l,
         k: cout,
-        a: sgemm::Operand {
+        a: sgemm::Source::Matrix(sgemm::Operand {
             ptr: w.as_ptr(),
             rs: 1,
             cs: r,
-        },
+        }),
         b: sgemm::Source::Images {
             ptr: dy.as_ptr(),
             l,
@@ -687,11 +687,11 @@ impl candle_core::CustomOp2 for ConvTransposeInputGrad {
                     m: cin,
                     n: n * hw,
                     k: r,
-                    a: sgemm::Operand {
+                    a: sgemm::Source::Matrix(sgemm::Operand {
                         ptr: wt.as_ptr(),
                         rs: r,
                         cs: 1,
-                    },
+                    }),
                     b: sgemm::Source::Unfolded {
                         ptr: dy.as_ptr(),
                         g: u,
@@ -711,6 +711,130 @@ impl candle_core::CustomOp2 for ConvTransposeInputGrad {
             |[wt, dy]| deconv_dx(wt, dy, n, cin, a),
         )?;
         Ok((out, Shape::from((n, cin, h, w))))
+    }
+}
+
+/// A kernel's gradient as one product, ∂W = A·Patches(∂ or x), each read in place: `a`
+/// (rows × N·L, NCHW images of L pixels) times the patches of `b` (N·L × C·k·k) in the
+/// geometry `g`.
+fn kernel_grad_own(
+    a: &[f32],
+    rows: usize,
+    b: &[f32],
+    n: usize,
+    g: Geometry,
+) -> Result<Option<Vec<f32>>> {
+    let u = unfold_view(g)?;
+    let (l, r) = (u.ho * u.wo, g.row());
+    check_lens(
+        "kernel gradient",
+        &[(a.len(), n * rows * l), (b.len(), n * g.c * g.h * g.w)],
+    )?;
+    Ok(own_product(rows * r, |out| sgemm::Product {
+        m: rows,
+        n: r,
+        k: n * l,
+        a: sgemm::Source::Images {
+            ptr: a.as_ptr(),
+            l,
+            image: rows * l,
+        },
+        b: sgemm::Source::Patches {
+            ptr: b.as_ptr(),
+            g: u,
+        },
+        c: sgemm::Dest::Matrix { ptr: out, ld: r },
+        bias: None,
+    }))
+}
+
+/// `a` (N, rows, L) against the unfolded `b` in the geometry `g` by the generic product:
+/// a as (rows × N·L) dotted with every row of im2col(b).
+fn kernel_grad<T: Elem>(a: &[T], rows: usize, b: &[T], n: usize, g: Geometry) -> Result<Vec<T>> {
+    let (ho, wo) = g.out()?;
+    let l = ho * wo;
+    let cols = im2col(b, n, g, ho, wo);
+    let amat = channels_major(a, n, rows, l);
+    super::gemm::rows_dot_rows(&amat, rows, &cols, g.row(), n * l)
+}
+
+/// The gradient of a convolution's kernel, ∂W = ∂y·im2col(x)ᵀ (Cout, C, k, k), from the
+/// input x (N, C, H, W) and the output's gradient ∂y (N, Cout, Ho, Wo).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvKernelGrad(pub Geometry);
+
+impl candle_core::CustomOp2 for ConvKernelGrad {
+    fn name(&self) -> &'static str {
+        "latentflow-conv2d-kernel-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let (dn, cout, ho, wo) = l2.shape().dims4()?;
+        if (c, h, w) != (g.c, g.h, g.w) || dn != n || (ho, wo) != g.out()? {
+            candle_core::bail!(
+                "conv2d kernel gradient for {g:?} given {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let out = with_two(
+            [s1, s2],
+            [l1, l2],
+            |[x, dy]| match kernel_grad_own(dy, cout, x, n, g)? {
+                Some(dw) => Ok(dw),
+                None => kernel_grad(dy, cout, x, n, g),
+            },
+            |[x, dy]| kernel_grad(dy, cout, x, n, g),
+        )?;
+        Ok((out, Shape::from((cout, g.c, g.k, g.k))))
+    }
+}
+
+/// The gradient of a transposed convolution's kernel, ∂W = x·im2col(∂y)ᵀ (Cin, Cout, k, k),
+/// from the input x (N, Cin, H, W) and the output's gradient ∂y (N, Cout, H', W'); `.0`
+/// is the convolution the transposed one is the adjoint of.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvTransposeKernelGrad(pub Geometry);
+
+impl candle_core::CustomOp2 for ConvTransposeKernelGrad {
+    fn name(&self) -> &'static str {
+        "latentflow-conv-transpose2d-kernel-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let a = self.0;
+        let (n, cin, h, w) = l1.shape().dims4()?;
+        if (h, w) != a.out()? || l2.shape().dims() != [n, a.c, a.h, a.w] {
+            candle_core::bail!(
+                "conv_transpose2d kernel gradient for {a:?} given {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let out = with_two(
+            [s1, s2],
+            [l1, l2],
+            |[x, dy]| match kernel_grad_own(x, cin, dy, n, a)? {
+                Some(dw) => Ok(dw),
+                None => kernel_grad(x, cin, dy, n, a),
+            },
+            |[x, dy]| kernel_grad(x, cin, dy, n, a),
+        )?;
+        Ok((out, Shape::from((cin, a.c, a.k, a.k))))
     }
 }
 
@@ -812,26 +936,24 @@ impl candle_core::CustomOp3 for Conv2dOp {
             true => Some(dy.apply_op1_no_bwd(&ChannelSum)?),
             false => None,
         };
-        let dw = match w.track_op() {
-            true => {
-                let cols = match self.saved.get() {
-                    Some(c) => c.clone(),
-                    None => x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?,
-                };
-                // ∂y as (Cout, N·L), the layout of the forward product.
+        let dw = match (w.track_op(), self.saved.get()) {
+            (false, _) => None,
+            (true, None) => Some(x.contiguous()?.apply_op2_no_bwd(&dy, &ConvKernelGrad(g))?),
+            (true, Some(cols)) => {
+                // The generic forward pass kept the unfolded input. ∂y as (Cout, N·L), the
+                // layout of the forward product; ∂W = ∂y·colsᵀ: dot products of rows as
+                // long as the batch's pixels.
                 let dymat = dy
                     .reshape((n, cout, l))?
                     .transpose(0, 1)?
                     .contiguous()?
                     .reshape((cout, n * l))?;
-                // ∂W = ∂y·colsᵀ: dot products of rows as long as the batch's pixels.
                 Some(
                     dymat
-                        .apply_op2_no_bwd(&cols, &RowsDotRows)?
+                        .apply_op2_no_bwd(cols, &RowsDotRows)?
                         .reshape(w.shape())?,
                 )
             }
-            false => None,
         };
         let dx = match x.track_op() {
             true => Some(
@@ -943,22 +1065,20 @@ impl candle_core::CustomOp3 for ConvTranspose2dOp {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let a = self.adjoint;
-        let (n, cin, h, wd) = x.dims4()?;
+        let n = x.dim(0)?;
         let dy = dy.contiguous()?;
         let db = match b.track_op() {
             true => Some(dy.apply_op1_no_bwd(&ChannelSum)?),
             false => None,
         };
-        let dw = match w.track_op() {
-            true => {
-                let image = match self.saved.get() {
-                    Some(i) => i.clone(),
-                    None => x
-                        .reshape((n, cin, h * wd))?
-                        .transpose(0, 1)?
-                        .contiguous()?
-                        .reshape((cin, n * h * wd))?,
-                };
+        let dw = match (w.track_op(), self.saved.get()) {
+            (false, _) => None,
+            (true, None) => Some(
+                x.contiguous()?
+                    .apply_op2_no_bwd(&dy, &ConvTransposeKernelGrad(a))?,
+            ),
+            (true, Some(image)) => {
+                // The generic forward pass kept the images as (Cin, N·H·W).
                 let dpatches = dy.apply_op1_no_bwd(&Im2Col(a))?; // (Cout·k·k, N·H·W)
                 // ∂W = image·∂patchesᵀ, (Cin, Cout·k·k): PyTorch's layout directly.
                 Some(
@@ -967,7 +1087,6 @@ impl candle_core::CustomOp3 for ConvTranspose2dOp {
                         .reshape(w.shape())?,
                 )
             }
-            false => None,
         };
         let dx = match x.track_op() {
             true => Some(

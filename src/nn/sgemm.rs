@@ -36,6 +36,9 @@ const NC: usize = 4096;
 const L2_PACK: usize = 1 << 16;
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_MIN: usize = 1 << 20;
+/// Up to this many elements of C, a product with a long depth splits the depth between
+/// threads (each with its own copy of C) rather than C.
+const DEPTH_SPLIT_MAX: usize = 1 << 14;
 
 /// A read-only strided matrix behind a raw pointer: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +109,14 @@ pub(crate) enum Source {
         /// The geometry.
         g: Unfold,
     },
+    /// The transpose of [`Source::Unfolded`] (N·Ho·Wo × C·k·k): row (n, oy, ox) is the
+    /// patch of input pixels that output pixel reads, in (c, ky, kx) order.
+    Patches {
+        /// Image 0, channel 0.
+        ptr: *const f32,
+        /// The geometry.
+        g: Unfold,
+    },
 }
 
 impl Source {
@@ -170,6 +181,31 @@ impl Source {
                         }
                         t += run;
                         j += run;
+                    }
+                }
+                Source::Patches { ptr, g } => {
+                    let q = r % (g.ho * g.wo);
+                    let image = ptr.add((r / (g.ho * g.wo)) * g.c * g.h * g.w);
+                    // The input pixel under tap (0, 0), possibly outside the image.
+                    let by = (q / g.wo * g.stride).wrapping_sub(g.padding);
+                    let bx = (q % g.wo * g.stride).wrapping_sub(g.padding);
+                    let (mut c, mut ky, mut kx) = (j0 / (g.k * g.k), (j0 / g.k) % g.k, j0 % g.k);
+                    for d in out.iter_mut() {
+                        let (iy, ix) = (by.wrapping_add(ky), bx.wrapping_add(kx));
+                        *d = if iy < g.h && ix < g.w {
+                            *image.add((c * g.h + iy) * g.w + ix)
+                        } else {
+                            0.0
+                        };
+                        kx += 1;
+                        if kx == g.k {
+                            kx = 0;
+                            ky += 1;
+                            if ky == g.k {
+                                ky = 0;
+                                c += 1;
+                            }
+                        }
                     }
                 }
             }
@@ -243,7 +279,7 @@ pub(crate) struct Product<'a> {
     /// Columns of A, rows of B.
     pub k: usize,
     /// A.
-    pub a: Operand,
+    pub a: Source,
     /// B.
     pub b: Source,
     /// C.
@@ -297,34 +333,77 @@ pub(crate) unsafe fn run(p: &Product, threads: usize) {
     } else {
         threads.max(1)
     };
+    let tiles = m.div_ceil(MR) * n.div_ceil(NR);
     if threads == 1 {
         // SAFETY: as the caller promised, for the whole of C.
-        unsafe { serial(p, 0..m, 0..n) };
+        unsafe { serial(p, p.c, p.bias, 0..m, 0..n, 0..k) };
+    } else if (tiles < 4 * threads || m * n <= DEPTH_SPLIT_MAX) && k >= 2 * KC * threads {
+        // A small C with a long depth (a kernel's gradient: the depth is the batch's
+        // pixels): each thread takes a slice of the depth into its own copy of C, and the
+        // copies are added.
+        let parts = threads.min(k / KC);
+        let step = k.div_ceil(parts);
+        let mut partials = vec![0f32; (parts - 1) * m * n];
+        let targets: Vec<Option<&mut [f32]>> = std::iter::once(None)
+            .chain(partials.chunks_mut(m * n).map(Some))
+            .collect();
+        targets.into_par_iter().enumerate().for_each(|(s, target)| {
+            let depth = (s * step).min(k)..((s + 1) * step).min(k);
+            // SAFETY: slice 0 writes C (which the caller handed over), the others their
+            // own m×n buffers; the depths are disjoint parts of A's and B's.
+            unsafe {
+                match target {
+                    None => serial(p, p.c, p.bias, 0..m, 0..n, depth),
+                    Some(buf) => {
+                        let c = Dest::Matrix {
+                            ptr: buf.as_mut_ptr(),
+                            ld: n,
+                        };
+                        serial(p, c, None, 0..m, 0..n, depth)
+                    }
+                }
+            }
+        });
+        for part in partials.chunks(m * n) {
+            for (i, row) in part.chunks(n).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    // SAFETY: (i, j) lies inside C.
+                    unsafe { *p.c.at(i, j) += v };
+                }
+            }
+        }
     } else if n >= m {
         // Column slabs, a multiple of NR wide.
         let width = n.div_ceil(threads).div_ceil(NR) * NR;
         (0..n.div_ceil(width)).into_par_iter().for_each(|s| {
             let j0 = s * width;
             // SAFETY: the slabs are disjoint columns of C.
-            unsafe { serial(p, 0..m, j0..(j0 + width).min(n)) };
+            unsafe { serial(p, p.c, p.bias, 0..m, j0..(j0 + width).min(n), 0..k) };
         });
     } else {
         let height = m.div_ceil(threads).div_ceil(MR) * MR;
         (0..m.div_ceil(height)).into_par_iter().for_each(|s| {
             let i0 = s * height;
             // SAFETY: the slabs are disjoint rows of C.
-            unsafe { serial(p, i0..(i0 + height).min(m), 0..n) };
+            unsafe { serial(p, p.c, p.bias, i0..(i0 + height).min(m), 0..n, 0..k) };
         });
     }
 }
 
-/// The blocked product for the rows and columns given, on this thread.
+/// The rows and columns given of C (or `c`, indexed like C), from the depths given of A's
+/// columns and B's rows, on this thread: C = (the bias +) the partial product.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn serial(p: &Product, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
-    let (m, n, k) = (rows.len(), cols.len(), p.k);
-    let (i0, j0) = (rows.start, cols.start);
-    let a = p.a.at(i0, 0);
+unsafe fn serial(
+    p: &Product,
+    c: Dest,
+    bias: Option<&[f32]>,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    depth: std::ops::Range<usize>,
+) {
+    let (m, n, k) = (rows.len(), cols.len(), depth.len());
+    let (i0, j0, p0) = (rows.start, cols.start, depth.start);
     let m_pad = m.div_ceil(MR) * MR;
     // When A is one block it is packed once, all of its depth, and B a few panels at a time
     // so that they are still in L2 when the micro-kernel reads them; otherwise A is packed
@@ -336,10 +415,13 @@ unsafe fn serial(p: &Product, rows: std::ops::Range<usize>, cols: std::ops::Rang
         NC
     };
     let mut apack = vec![0f32; if whole_a { m_pad * k } else { MC * KC.min(k) }];
+    let mut arows = vec![0f32; MR * KC.min(k)];
     if whole_a {
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            pack_a(a.at(0, pc), m, kc, &mut apack[pc * m_pad..][..m_pad * kc]);
+            let dst = &mut apack[pc * m_pad..][..m_pad * kc];
+            // SAFETY: these rows and depths lie inside A.
+            unsafe { pack_a(&p.a, i0, m, p0 + pc, kc, dst, &mut arows) };
         }
     }
     let mut bpack = vec![0f32; nc_max.min(n.div_ceil(NR) * NR) * KC.min(k)];
@@ -350,14 +432,15 @@ unsafe fn serial(p: &Product, rows: std::ops::Range<usize>, cols: std::ops::Rang
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             // SAFETY: rows pc .. pc + kc and columns j0 + jc .. + nc lie inside B.
-            unsafe { pack_b(&p.b, pc, kc, j0 + jc, nc, &mut bpack, &mut row) };
+            unsafe { pack_b(&p.b, p0 + pc, kc, j0 + jc, nc, &mut bpack, &mut row) };
             let first = pc == 0;
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
                 let ablock = if whole_a {
                     &apack[pc * m_pad..]
                 } else {
-                    pack_a(a.at(ic, pc), mc, kc, &mut apack);
+                    // SAFETY: these rows and depths lie inside A.
+                    unsafe { pack_a(&p.a, i0 + ic, mc, p0 + pc, kc, &mut apack, &mut arows) };
                     &apack[..]
                 };
                 for jr in (0..nc).step_by(NR) {
@@ -367,24 +450,24 @@ unsafe fn serial(p: &Product, rows: std::ops::Range<usize>, cols: std::ops::Rang
                         let mr = MR.min(mc - ir);
                         let ap = ablock[ir * kc..].as_ptr();
                         let (i, j) = (i0 + ic + ir, j0 + jc + jr);
-                        let mut bias = [0f32; MR];
-                        let bias = match p.bias {
+                        let mut start = [0f32; MR];
+                        let start = match bias {
                             Some(b) if first => {
-                                bias[..mr].copy_from_slice(&b[i..i + mr]);
-                                Some(&bias)
+                                start[..mr].copy_from_slice(&b[i..i + mr]);
+                                Some(&start)
                             }
                             _ => None,
                         };
                         // SAFETY: the packed panels hold kc·MR and kc·NR values; the tile
                         // (i, j) of mr×nr lies inside C.
                         unsafe {
-                            match p.c.tile(i, j, NR).filter(|_| mr == MR && nr == NR) {
-                                Some((dst, ld)) => kernel(kc, ap, bp, dst, ld, !first, bias),
+                            match c.tile(i, j, NR).filter(|_| mr == MR && nr == NR) {
+                                Some((dst, ld)) => kernel(kc, ap, bp, dst, ld, !first, start),
                                 None => {
-                                    kernel(kc, ap, bp, edge.as_mut_ptr(), NR, false, bias);
+                                    kernel(kc, ap, bp, edge.as_mut_ptr(), NR, false, start);
                                     for r in 0..mr {
                                         for (t, &v) in edge[r * NR..][..nr].iter().enumerate() {
-                                            let d = p.c.at(i + r, j + t);
+                                            let d = c.at(i + r, j + t);
                                             if first {
                                                 *d = v;
                                             } else {
@@ -402,27 +485,40 @@ unsafe fn serial(p: &Product, rows: std::ops::Range<usize>, cols: std::ops::Rang
     }
 }
 
-/// A (mc×kc) into panels of MR rows, each stored k-major (MR values per k), the rows past
-/// `mc` zero.
+/// Rows i0 .. i0 + mc, columns p0 .. p0 + kc of A into panels of MR rows, each stored
+/// k-major (MR values per k), the rows past `mc` zero; A is read MR row segments at a time
+/// into `rows`.
+///
+/// # Safety
+/// Those rows and columns lie inside A.
 #[cfg(target_arch = "x86_64")]
-fn pack_a(a: Operand, mc: usize, kc: usize, dst: &mut [f32]) {
+unsafe fn pack_a(
+    a: &Source,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [f32],
+    rows: &mut [f32],
+) {
+    let rows = &mut rows[..MR * kc];
     for (q, panel) in dst
         .chunks_exact_mut(MR * kc)
         .take(mc.div_ceil(MR))
         .enumerate()
     {
-        let rows = MR.min(mc - q * MR);
-        for i in 0..MR {
-            if i >= rows {
-                for kk in 0..kc {
-                    panel[kk * MR + i] = 0.0;
-                }
-                continue;
+        let live = MR.min(mc - q * MR);
+        for (i, seg) in rows.chunks_exact_mut(kc).enumerate() {
+            if i < live {
+                // SAFETY: as the caller promised.
+                unsafe { a.row(i0 + q * MR + i, p0, seg) };
+            } else {
+                seg.fill(0.0);
             }
-            let src = a.at(q * MR + i, 0);
-            for kk in 0..kc {
-                // SAFETY: (q·MR + i, kk) lies inside the mc×kc block of A.
-                panel[kk * MR + i] = unsafe { *src.ptr.add(kk * src.cs) };
+        }
+        for (kk, out) in panel.chunks_exact_mut(MR).enumerate() {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = rows[i * kc + kk];
             }
         }
     }
@@ -591,7 +687,7 @@ mod tests {
                         m,
                         n,
                         k,
-                        a: ao,
+                        a: Source::Matrix(ao),
                         b: Source::Matrix(bo),
                         c: Dest::Matrix {
                             ptr: c.as_mut_ptr(),
@@ -647,6 +743,72 @@ mod layout_tests {
     }
 
     #[test]
+    fn patches_against_images_match_the_unfolded_matrix_with_and_without_a_depth_split() {
+        if !available() {
+            return;
+        }
+        // C (m × C·k·k) = images (m × N·L) · unfoldedᵀ: a kernel's gradient. The second
+        // case is long enough in depth and small enough in C for the depth split.
+        for (c, h, w, k, stride, padding, n, m) in
+            [(3, 9, 7, 3, 1, 1, 2, 5), (3, 64, 64, 4, 2, 1, 4, 9)]
+        {
+            let ho = (h + 2 * padding - k) / stride + 1;
+            let wo = (w + 2 * padding - k) / stride + 1;
+            let g = Unfold {
+                c,
+                h,
+                w,
+                k,
+                stride,
+                padding,
+                ho,
+                wo,
+            };
+            let (taps, l) = (c * k * k, ho * wo);
+            let x = values(n * c * h * w, 5);
+            let dy = values(n * m * l, 6);
+            let cols = unfold(&x, n, g);
+            let mut want = vec![0f64; m * taps];
+            for i in 0..m {
+                for r in 0..taps {
+                    want[i * taps + r] = (0..n * l)
+                        .map(|j| {
+                            dy[(j / l) * m * l + i * l + j % l] as f64 * cols[r * n * l + j] as f64
+                        })
+                        .sum();
+                }
+            }
+            for threads in [1, 2, 3] {
+                let mut got = vec![f32::NAN; m * taps];
+                let p = Product {
+                    m,
+                    n: taps,
+                    k: n * l,
+                    a: Source::Images {
+                        ptr: dy.as_ptr(),
+                        l,
+                        image: m * l,
+                    },
+                    b: Source::Patches { ptr: x.as_ptr(), g },
+                    c: Dest::Matrix {
+                        ptr: got.as_mut_ptr(),
+                        ld: taps,
+                    },
+                    bias: None,
+                };
+                // SAFETY: the vectors hold what the product reads and writes.
+                unsafe { run(&p, threads) };
+                for (idx, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g as f64 - w).abs() < 1e-3,
+                        "patches {c},{h},{w},{k} threads {threads} at {idx}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn unfolded_sources_image_sources_image_destinations_and_bias_match_the_matrices() {
         if !available() {
             return;
@@ -695,11 +857,11 @@ mod layout_tests {
                     m,
                     n: n * l,
                     k: taps,
-                    a: Operand {
+                    a: Source::Matrix(Operand {
                         ptr: a.as_ptr(),
                         rs: taps,
                         cs: 1,
-                    },
+                    }),
                     b: Source::Unfolded { ptr: x.as_ptr(), g },
                     c: Dest::Images {
                         ptr: got.as_mut_ptr(),
@@ -736,11 +898,11 @@ mod layout_tests {
                     m,
                     n: n * hw,
                     k: c,
-                    a: Operand {
+                    a: Source::Matrix(Operand {
                         ptr: a2.as_ptr(),
                         rs: c,
                         cs: 1,
-                    },
+                    }),
                     b: Source::Images {
                         ptr: x.as_ptr(),
                         l: hw,
