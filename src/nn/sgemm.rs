@@ -170,13 +170,33 @@ impl Source {
                         if iy >= g.h {
                             seg.fill(0.0);
                         } else {
-                            let plane = ptr.add(((ni * g.c + c) * g.h + iy) * g.w);
-                            for (d, o) in seg.iter_mut().zip(ox..) {
-                                *d = if o >= lo && o < hi {
-                                    *plane.add(o * g.stride + kx - g.padding)
-                                } else {
-                                    0.0
-                                };
+                            // Zeros left of the image, the pixels `stride` apart, zeros
+                            // right of it.
+                            let line = ptr.add(((ni * g.c + c) * g.h + iy) * g.w);
+                            let (a, b) = (lo.clamp(ox, ox + run), hi.clamp(ox, ox + run));
+                            let (left, rest) = seg.split_at_mut(a - ox);
+                            let (mid, right) = rest.split_at_mut(b - a);
+                            left.fill(0.0);
+                            right.fill(0.0);
+                            if !mid.is_empty() {
+                                let first = line.add(a * g.stride + kx - g.padding);
+                                match g.stride {
+                                    1 => {
+                                        for (i, d) in mid.iter_mut().enumerate() {
+                                            *d = *first.add(i);
+                                        }
+                                    }
+                                    2 => {
+                                        for (i, d) in mid.iter_mut().enumerate() {
+                                            *d = *first.add(2 * i);
+                                        }
+                                    }
+                                    s => {
+                                        for (i, d) in mid.iter_mut().enumerate() {
+                                            *d = *first.add(s * i);
+                                        }
+                                    }
+                                }
                             }
                         }
                         t += run;
@@ -189,23 +209,38 @@ impl Source {
                     // The input pixel under tap (0, 0), possibly outside the image.
                     let by = (q / g.wo * g.stride).wrapping_sub(g.padding);
                     let bx = (q % g.wo * g.stride).wrapping_sub(g.padding);
-                    let (mut c, mut ky, mut kx) = (j0 / (g.k * g.k), (j0 / g.k) % g.k, j0 % g.k);
-                    for d in out.iter_mut() {
-                        let (iy, ix) = (by.wrapping_add(ky), bx.wrapping_add(kx));
-                        *d = if iy < g.h && ix < g.w {
-                            *image.add((c * g.h + iy) * g.w + ix)
+                    // The taps come in runs of k along a kernel row: (c, ky) then kx.
+                    let (k, kk) = (g.k, g.k * g.k);
+                    let inside_x = bx < g.w && bx.wrapping_add(k) <= g.w;
+                    let (mut c, mut ky, mut kx) = (j0 / kk, (j0 / k) % k, j0 % k);
+                    let mut t = 0;
+                    while t < out.len() {
+                        let run = (k - kx).min(out.len() - t);
+                        let seg = &mut out[t..t + run];
+                        let iy = by.wrapping_add(ky);
+                        if iy >= g.h {
+                            seg.fill(0.0);
                         } else {
-                            0.0
-                        };
-                        kx += 1;
-                        if kx == g.k {
-                            kx = 0;
-                            ky += 1;
-                            if ky == g.k {
-                                ky = 0;
-                                c += 1;
+                            let line = image.add((c * g.h + iy) * g.w);
+                            if inside_x {
+                                let src = line.add(bx + kx);
+                                for (i, d) in seg.iter_mut().enumerate() {
+                                    *d = *src.add(i);
+                                }
+                            } else {
+                                for (d, x) in seg.iter_mut().zip(kx..) {
+                                    let ix = bx.wrapping_add(x);
+                                    *d = if ix < g.w { *line.add(ix) } else { 0.0 };
+                                }
                             }
                         }
+                        kx = 0;
+                        ky += 1;
+                        if ky == k {
+                            ky = 0;
+                            c += 1;
+                        }
+                        t += run;
                     }
                 }
             }
