@@ -502,4 +502,50 @@ fn bench_compare_puts_the_reference_beside_latentflow_and_explains_a_missing_pyt
         s(&tmp.path().join("none.py")),
     ]);
     assert!(e.contains("none.py") && e.contains("--script"), "{e}");
+
+    // With --potentials, one potential-training iteration on both sides as well.
+    let iter_script = tmp.path().join("iteration.sh");
+    std::fs::write(&iter_script, "echo '{\"train_iter_ms\":500.0}'\n").unwrap();
+    let out = ok(&[
+        "bench",
+        "compare",
+        "--model",
+        model,
+        "--python",
+        "sh",
+        "--script",
+        s(&script),
+        "--potentials",
+        "--potentials-script",
+        s(&iter_script),
+        "--rounds",
+        "1",
+        "--reps",
+        "3",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["pytorch"]["train_iter_ms"], 500.0);
+    let ours = v["latentflow"]["train_iter_ms"].as_f64().unwrap();
+    assert!(ours > 0.0, "{v}");
+    let r = v["ratio_latentflow_over_pytorch"]["train_iter_ms"]
+        .as_f64()
+        .unwrap();
+    assert!((r - ours / 500.0).abs() < 1e-9, "{v}");
+    let e = fails(&[
+        "bench",
+        "compare",
+        "--model",
+        model,
+        "--python",
+        "sh",
+        "--script",
+        s(&script),
+        "--potentials",
+        "--potentials-script",
+        s(&tmp.path().join("missing.py")),
+    ]);
+    assert!(
+        e.contains("missing.py") && e.contains("--potentials-script"),
+        "{e}"
+    );
 }

@@ -153,6 +153,40 @@ const COMPARED: [(&str, bool); 3] = [
     ("train_img_per_s", false),
 ];
 
+/// The figure `bench compare --potentials` adds.
+const COMPARED_POTENTIALS: (&str, bool) = ("train_iter_ms", true);
+
+/// Runs a PyTorch script and reads the JSON line it prints last.
+fn run_script(
+    python: &std::path::Path,
+    script: &std::path::Path,
+    args: &[String],
+) -> Result<serde_json::Value> {
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {}; pass --python with PyTorch installed",
+                python.display()
+            )
+        })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!(
+            "the PyTorch script {} failed (is torch installed for {}?): {}",
+            script.display(),
+            python.display(),
+            err.lines().last().unwrap_or("no message")
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(line)
+        .with_context(|| format!("{} printed no JSON line: {line}", script.display()))
+}
+
 /// Prints latentflow's and PyTorch's figures for one VAE architecture and their ratios,
 /// a table on stderr and one JSON line on stdout. Every ratio is latentflow's time over
 /// PyTorch's (for throughput, PyTorch's images per second over latentflow's): below 1,
@@ -179,6 +213,15 @@ pub fn compare(args: super::BenchCompareArgs) -> Result<()> {
     if !script.is_file() {
         anyhow::bail!("{} is not there; pass --script", script.display());
     }
+    let potentials_script = args.potentials_script.clone().unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pytorch/potentials.py")
+    });
+    if args.potentials && !potentials_script.is_file() {
+        anyhow::bail!(
+            "--potentials needs {}, which is not there; pass --potentials-script",
+            potentials_script.display()
+        );
+    }
     // Fail at once, not after the first round, when the interpreter cannot be started.
     std::process::Command::new(&args.python)
         .args(["-c", ""])
@@ -196,49 +239,51 @@ pub fn compare(args: super::BenchCompareArgs) -> Result<()> {
     let mut theirs = Vec::new();
     for round in 0..args.rounds.max(1) {
         eprintln!("round {}/{}: latentflow", round + 1, args.rounds.max(1));
-        ours.push(serde_json::json!({
+        let mut mine = serde_json::json!({
             "decode_ms_b1": decode_ms(&g.model, 1, reps, &dev)?,
             "decode_ms_b32": decode_ms(&g.model, 32, reps.div_ceil(5), &dev)?,
             "train_img_per_s": measure_compute_throughput(&c, 32, reps.div_ceil(3), &dev)?,
-        }));
-        eprintln!("round {}/{}: PyTorch", round + 1, args.rounds.max(1));
-        let out = std::process::Command::new(&args.python)
-            .arg(&script)
-            .args([
-                "--latent",
-                &c.latent.to_string(),
-                "--base",
-                &c.base.to_string(),
-            ])
-            .args(["--channels", &c.channels.to_string()])
-            .args(["--size", &c.image_size.to_string(), "--batch", "32"])
-            .args([
-                "--reps",
-                &reps.to_string(),
-                "--threads",
-                &threads.to_string(),
-            ])
-            .output()
-            .with_context(|| {
-                format!(
-                    "cannot run {}; pass --python with PyTorch installed",
-                    args.python.display()
-                )
-            })?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            anyhow::bail!(
-                "the PyTorch script failed (is torch installed for {}?): {}",
-                args.python.display(),
-                err.lines().last().unwrap_or("no message")
-            );
+        });
+        let iter_reps = reps.div_ceil(10).max(3);
+        if args.potentials {
+            mine[COMPARED_POTENTIALS.0] = crate::bench::train_iter_ms(iter_reps, &dev)?.into();
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().last().unwrap_or_default();
-        theirs.push(
-            serde_json::from_str::<serde_json::Value>(line)
-                .with_context(|| format!("the PyTorch script printed no JSON line: {line}"))?,
-        );
+        ours.push(mine);
+        eprintln!("round {}/{}: PyTorch", round + 1, args.rounds.max(1));
+        let common = [
+            "--reps".to_string(),
+            reps.to_string(),
+            "--threads".to_string(),
+            threads.to_string(),
+        ];
+        let mut generator_args: Vec<String> = [
+            "--latent",
+            &c.latent.to_string(),
+            "--base",
+            &c.base.to_string(),
+            "--channels",
+            &c.channels.to_string(),
+            "--size",
+            &c.image_size.to_string(),
+            "--batch",
+            "32",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        generator_args.extend(common.iter().cloned());
+        let mut theirs_now = run_script(&args.python, &script, &generator_args)?;
+        if args.potentials {
+            let iter_args = [
+                "--reps".to_string(),
+                iter_reps.to_string(),
+                "--threads".to_string(),
+                threads.to_string(),
+            ];
+            let pot = run_script(&args.python, &potentials_script, &iter_args)?;
+            theirs_now[COMPARED_POTENTIALS.0] = pot[COMPARED_POTENTIALS.0].clone();
+        }
+        theirs.push(theirs_now);
     }
     let median_of = |runs: &[serde_json::Value], key: &str| -> Result<f64> {
         let mut xs = runs
@@ -254,7 +299,8 @@ pub fn compare(args: super::BenchCompareArgs) -> Result<()> {
         "{:<18} {:>12} {:>12} {:>8}",
         "figure", "latentflow", "PyTorch", "ratio"
     );
-    for (key, is_time) in COMPARED {
+    let extra = args.potentials.then_some(COMPARED_POTENTIALS);
+    for (key, is_time) in COMPARED.into_iter().chain(extra) {
         let (a, b) = (median_of(&ours, key)?, median_of(&theirs, key)?);
         let r = if is_time { a / b } else { b / a };
         eprintln!("{key:<18} {a:>12.3} {b:>12.3} {r:>8.2}");

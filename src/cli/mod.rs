@@ -438,6 +438,14 @@ pub struct BenchCompareArgs {
     /// Timed repetitions per figure and round.
     #[arg(long, default_value_t = 30)]
     pub reps: usize,
+    /// Also compare one potential-training iteration (`train_iter_ms`, see `bench
+    /// potentials`) against benches/pytorch/potentials.py; adds ~10 s per round.
+    #[arg(long)]
+    pub potentials: bool,
+    /// The PyTorch script of `--potentials` (default: benches/pytorch/potentials.py of the
+    /// source tree).
+    #[arg(long, requires = "potentials")]
+    pub potentials_script: Option<PathBuf>,
 }
 
 /// Arguments of `bench generator`.
