@@ -1278,43 +1278,61 @@ mod tests {
         // argument): candle's own backward mis-sizes the input gradient of stride-2
         // convolutions of non-square inputs, so it cannot serve as the reference.
         for dtype in [DType::F64, DType::F32] {
-            let tol = if dtype == DType::F64 { 1e-10 } else { 2e-4 };
             for (i, &(n, c, cout, h, w, k, s, p)) in CASES.iter().chain(&LARGE).enumerate() {
-                let seed = i as u64 * 10;
-                let x = Var::from_tensor(&randn(&[n, c, h, w], seed, dtype)).unwrap();
-                let wt = Var::from_tensor(&randn(&[cout, c, k, k], seed + 1, dtype)).unwrap();
-                let fast = conv2d(x.as_tensor(), wt.as_tensor(), s, p).unwrap();
-                let reference = x.as_tensor().conv2d(wt.as_tensor(), p, s, 1, 1).unwrap();
-                assert_eq!(fast.dims(), reference.dims(), "case {i}");
-                let scale = 1.0 + max_diff(&reference, &reference.zeros_like().unwrap());
-                assert!(
-                    max_diff(&fast, &reference) < tol * scale,
-                    "forward, case {i}"
+                check_against_reference(
+                    &format!("conv case {i}, {dtype:?}"),
+                    randn(&[n, c, h, w], i as u64 * 10, dtype),
+                    randn(&[cout, c, k, k], i as u64 * 10 + 1, dtype),
+                    |x, w| conv2d(x, w, s, p).unwrap(),
+                    |x, w| x.conv2d(w, p, s, 1, 1).unwrap(),
+                    i as u64 * 10,
                 );
-                let g = randn(reference.dims(), seed + 2, dtype);
-                let grads = (&fast * &g).unwrap().sum_all().unwrap().backward().unwrap();
-                let loss = |x: &Tensor, w: &Tensor| dot(&g, &x.conv2d(w, p, s, 1, 1).unwrap());
-                for (j, v) in [&x, &wt].into_iter().enumerate() {
-                    let grad = grads.get(v.as_tensor()).unwrap();
-                    for d in 0..2 {
-                        let dir = randn(v.dims(), seed + 3 + 2 * j as u64 + 7 * d, dtype);
-                        let (plus, minus) = (
-                            (v.as_tensor() + &dir).unwrap(),
-                            (v.as_tensor() - &dir).unwrap(),
-                        );
-                        let numeric = if j == 0 {
-                            (loss(&plus, wt.as_tensor()) - loss(&minus, wt.as_tensor())) / 2.0
-                        } else {
-                            (loss(x.as_tensor(), &plus) - loss(x.as_tensor(), &minus)) / 2.0
-                        };
-                        let analytic = dot(grad, &dir);
-                        assert!(
-                            (analytic - numeric).abs() < tol * 10.0 * (1.0 + numeric.abs()),
-                            "{} gradient, case {i}, {dtype:?}: {analytic} vs {numeric}",
-                            ["input", "kernel"][j]
-                        );
-                    }
-                }
+            }
+        }
+    }
+
+    /// `fast` against `reference` (both of an input and a kernel, linear in each): the
+    /// forward values, then the gradients of L = <g, fast(x, W)> against central
+    /// differences of L computed with `reference`, along two random directions each.
+    fn check_against_reference(
+        case: &str,
+        x: Tensor,
+        w: Tensor,
+        fast: impl Fn(&Tensor, &Tensor) -> Tensor,
+        reference: impl Fn(&Tensor, &Tensor) -> Tensor,
+        seed: u64,
+    ) {
+        let dtype = x.dtype();
+        let tol = if dtype == DType::F64 { 1e-10 } else { 2e-4 };
+        let (x, wt) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap());
+        let y = fast(x.as_tensor(), wt.as_tensor());
+        let want = reference(x.as_tensor(), wt.as_tensor());
+        assert_eq!(y.dims(), want.dims(), "{case}");
+        let scale = 1.0 + max_diff(&want, &want.zeros_like().unwrap());
+        assert!(max_diff(&y, &want) < tol * scale, "forward, {case}");
+        let g = randn(want.dims(), seed + 2, dtype);
+        let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let loss = |x: &Tensor, w: &Tensor| dot(&g, &reference(x, w));
+        for (j, v) in [&x, &wt].into_iter().enumerate() {
+            let grad = grads.get(v.as_tensor()).unwrap();
+            assert_eq!(grad.dims(), v.dims(), "{case}");
+            for d in 0..2 {
+                let dir = randn(v.dims(), seed + 3 + 2 * j as u64 + 7 * d, dtype);
+                let (plus, minus) = (
+                    (v.as_tensor() + &dir).unwrap(),
+                    (v.as_tensor() - &dir).unwrap(),
+                );
+                let numeric = if j == 0 {
+                    (loss(&plus, wt.as_tensor()) - loss(&minus, wt.as_tensor())) / 2.0
+                } else {
+                    (loss(x.as_tensor(), &plus) - loss(x.as_tensor(), &minus)) / 2.0
+                };
+                let analytic = dot(grad, &dir);
+                assert!(
+                    (analytic - numeric).abs() < tol * 10.0 * (1.0 + numeric.abs()),
+                    "{} gradient, {case}: {analytic} vs {numeric}",
+                    ["input", "kernel"][j]
+                );
             }
         }
     }
@@ -1333,46 +1351,16 @@ mod tests {
             (2, 64, 32, 8, 9, 4, 2, 1),
         ];
         for dtype in [DType::F64, DType::F32] {
-            let tol = if dtype == DType::F64 { 1e-10 } else { 2e-4 };
             for (i, &(n, cin, cout, h, w, k, s, p)) in cases.iter().enumerate() {
                 let seed = 500 + i as u64 * 10;
-                let x = Var::from_tensor(&randn(&[n, cin, h, w], seed, dtype)).unwrap();
-                let wt = Var::from_tensor(&randn(&[cin, cout, k, k], seed + 1, dtype)).unwrap();
-                let reference_of =
-                    |x: &Tensor, w: &Tensor| x.conv_transpose2d(w, p, 0, s, 1).unwrap();
-                let fast = conv_transpose2d(x.as_tensor(), wt.as_tensor(), s, p).unwrap();
-                let reference = reference_of(x.as_tensor(), wt.as_tensor());
-                assert_eq!(fast.dims(), reference.dims(), "case {i}");
-                let scale = 1.0 + max_diff(&reference, &reference.zeros_like().unwrap());
-                assert!(
-                    max_diff(&fast, &reference) < tol * scale,
-                    "forward, case {i}, {dtype:?}"
+                check_against_reference(
+                    &format!("transposed case {i}, {dtype:?}"),
+                    randn(&[n, cin, h, w], seed, dtype),
+                    randn(&[cin, cout, k, k], seed + 1, dtype),
+                    |x, w| conv_transpose2d(x, w, s, p).unwrap(),
+                    |x, w| x.conv_transpose2d(w, p, 0, s, 1).unwrap(),
+                    seed,
                 );
-                let g = randn(reference.dims(), seed + 2, dtype);
-                let grads = (&fast * &g).unwrap().sum_all().unwrap().backward().unwrap();
-                let loss = |x: &Tensor, w: &Tensor| dot(&g, &reference_of(x, w));
-                for (j, v) in [&x, &wt].into_iter().enumerate() {
-                    let grad = grads.get(v.as_tensor()).unwrap();
-                    assert_eq!(grad.dims(), v.dims());
-                    for d in 0..2 {
-                        let dir = randn(v.dims(), seed + 3 + 2 * j as u64 + 7 * d, dtype);
-                        let (plus, minus) = (
-                            (v.as_tensor() + &dir).unwrap(),
-                            (v.as_tensor() - &dir).unwrap(),
-                        );
-                        let numeric = if j == 0 {
-                            (loss(&plus, wt.as_tensor()) - loss(&minus, wt.as_tensor())) / 2.0
-                        } else {
-                            (loss(x.as_tensor(), &plus) - loss(x.as_tensor(), &minus)) / 2.0
-                        };
-                        let analytic = dot(grad, &dir);
-                        assert!(
-                            (analytic - numeric).abs() < tol * 10.0 * (1.0 + numeric.abs()),
-                            "{} gradient, case {i}, {dtype:?}: {analytic} vs {numeric}",
-                            ["input", "kernel"][j]
-                        );
-                    }
-                }
             }
         }
     }
