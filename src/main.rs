@@ -6,6 +6,8 @@ use latentflow::cli::{Cli, run};
 
 fn main() -> std::process::ExitCode {
     latentflow::alloc::tune();
+    // SAFETY: the first thing in main; no other thread has been started.
+    unsafe { latentflow::nn::pin_thread_count() };
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

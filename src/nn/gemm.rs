@@ -107,7 +107,7 @@ impl<'a, T> Mat<'a, T> {
 /// a·b as a new row-major matrix, on as many threads as candle's own products: f32 by
 /// [`super::sgemm`] where the CPU has AVX-512, the rest by the `gemm` crate.
 pub(crate) fn multiply<T: Scalar>(a: Mat<T>, b: Mat<T>) -> Result<Vec<T>> {
-    multiply_with(a, b, candle_core::utils::get_num_threads().max(1))
+    multiply_with(a, b, super::threads())
 }
 
 /// [`multiply`] on `threads` threads.
@@ -192,7 +192,7 @@ pub(crate) fn rows_dot_rows<T: Scalar>(
         }
         return Ok(out);
     }
-    let threads = candle_core::utils::get_num_threads().max(1);
+    let threads = super::threads();
     // Slices of at least 256 columns, a few per thread for balance.
     let parts = (k / 256).clamp(1, 4 * threads);
     if parts == 1 || p * q == 0 {

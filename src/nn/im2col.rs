@@ -374,11 +374,6 @@ fn with_three(
     }
 }
 
-/// The threads a product runs on: as many as candle's own products.
-fn threads() -> usize {
-    candle_core::utils::get_num_threads().max(1)
-}
-
 /// A new vector of `len` values written by one [`sgemm`] product that `product` describes
 /// (given the vector's start), or `None` where the CPU lacks the kernel (the callers then
 /// take the generic path). Every caller checks that the operands hold what the product
@@ -395,7 +390,7 @@ fn own_product<'a>(
         // stay borrowed, unchanged, for the call; the product writes each of the `len`
         // elements of `out` (they checked) before its length is set.
         unsafe {
-            sgemm::run(&p, threads());
+            sgemm::run(&p, super::threads());
             out.set_len(len);
         }
         return Some(out);

@@ -20,6 +20,29 @@ pub mod pointwise;
 pub mod sequential;
 pub(crate) mod sgemm;
 
+/// The threads the CPU kernels of this module run on: candle's count (`RAYON_NUM_THREADS`
+/// or the physical cores), read once — without the variable candle reads /proc/cpuinfo
+/// on every call, a visible share of a batch-1 decode.
+pub fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| candle_core::utils::get_num_threads().max(1))
+}
+
+/// Sets `RAYON_NUM_THREADS` to the count candle would choose when it is not set, so that
+/// candle's own operations, which ask for the count each time, read the variable instead
+/// of /proc/cpuinfo.
+///
+/// # Safety
+/// No other thread may be reading or writing the environment: call it first thing in
+/// `main`, before any thread is started.
+pub unsafe fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = candle_core::utils::get_num_threads().max(1);
+        // SAFETY: as the caller promised, no other thread touches the environment.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+}
+
 pub use activation::Activation;
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use linear::Linear;
