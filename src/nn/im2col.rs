@@ -753,6 +753,14 @@ fn kernel_grad<T: Elem>(a: &[T], rows: usize, b: &[T], n: usize, g: Geometry) ->
     super::gemm::rows_dot_rows(&amat, rows, &cols, g.row(), n * l)
 }
 
+/// [`kernel_grad_own`] where the CPU has the kernel, else [`kernel_grad`].
+fn kernel_grad_f32(a: &[f32], rows: usize, b: &[f32], n: usize, g: Geometry) -> Result<Vec<f32>> {
+    match kernel_grad_own(a, rows, b, n, g)? {
+        Some(dw) => Ok(dw),
+        None => kernel_grad(a, rows, b, n, g),
+    }
+}
+
 /// The gradient of a convolution's kernel, ∂W = ∂y·im2col(x)ᵀ (Cout, C, k, k), from the
 /// input x (N, C, H, W) and the output's gradient ∂y (N, Cout, Ho, Wo).
 #[derive(Debug, Clone, Copy)]
@@ -783,10 +791,7 @@ impl candle_core::CustomOp2 for ConvKernelGrad {
         let out = with_two(
             [s1, s2],
             [l1, l2],
-            |[x, dy]| match kernel_grad_own(dy, cout, x, n, g)? {
-                Some(dw) => Ok(dw),
-                None => kernel_grad(dy, cout, x, n, g),
-            },
+            |[x, dy]| kernel_grad_f32(dy, cout, x, n, g),
             |[x, dy]| kernel_grad(dy, cout, x, n, g),
         )?;
         Ok((out, Shape::from((cout, g.c, g.k, g.k))))
@@ -823,10 +828,7 @@ impl candle_core::CustomOp2 for ConvTransposeKernelGrad {
         let out = with_two(
             [s1, s2],
             [l1, l2],
-            |[x, dy]| match kernel_grad_own(x, cin, dy, n, a)? {
-                Some(dw) => Ok(dw),
-                None => kernel_grad(x, cin, dy, n, a),
-            },
+            |[x, dy]| kernel_grad_f32(x, cin, dy, n, a),
             |[x, dy]| kernel_grad(x, cin, dy, n, a),
         )?;
         Ok((out, Shape::from((cin, a.c, a.k, a.k))))
