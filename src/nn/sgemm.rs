@@ -181,15 +181,14 @@ impl Source {
                             if !mid.is_empty() {
                                 let first = line.add(a * g.stride + kx - g.padding);
                                 match g.stride {
-                                    1 => {
-                                        for (i, d) in mid.iter_mut().enumerate() {
-                                            *d = *first.add(i);
-                                        }
-                                    }
+                                    1 => mid.copy_from_slice(std::slice::from_raw_parts(
+                                        first,
+                                        mid.len(),
+                                    )),
                                     2 => {
-                                        for (i, d) in mid.iter_mut().enumerate() {
-                                            *d = *first.add(2 * i);
-                                        }
+                                        // Up to the end of this channel's plane.
+                                        let end = line.add((g.h - iy) * g.w);
+                                        gather_even(first, end.offset_from(first) as usize, mid)
                                     }
                                     s => {
                                         for (i, d) in mid.iter_mut().enumerate() {
@@ -224,8 +223,13 @@ impl Source {
                             let line = image.add((c * g.h + iy) * g.w);
                             if inside_x {
                                 let src = line.add(bx + kx);
-                                for (i, d) in seg.iter_mut().enumerate() {
-                                    *d = *src.add(i);
+                                if let Ok(d) = <&mut [f32; 4]>::try_from(&mut *seg) {
+                                    // The common case, k = 4: one 16-byte move.
+                                    *d = std::ptr::read_unaligned(src.cast::<[f32; 4]>());
+                                } else {
+                                    for (i, d) in seg.iter_mut().enumerate() {
+                                        *d = *src.add(i);
+                                    }
                                 }
                             } else {
                                 for (d, x) in seg.iter_mut().zip(kx..) {
@@ -245,6 +249,49 @@ impl Source {
                 }
             }
         }
+    }
+}
+
+/// `out[i] = src[2·i]`, sixteen at a time: two loads of the 32 values that hold them and
+/// one permutation. Reads nothing at or past `src[readable]`: where the 32 values would
+/// reach it, the loads are masked (masked-off lanes do not touch memory; a masked load is
+/// several times slower, so only the last values of a channel take it).
+///
+/// # Safety
+/// `src[0 .. readable]` are readable, `2·(out.len() − 1) < readable`; the CPU has
+/// AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_even(src: *const f32, readable: usize, out: &mut [f32]) {
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let mask = |n: usize| ((1u32 << n) - 1) as __mmask16;
+    let mut i = 0;
+    while i < out.len() {
+        let cnt = (out.len() - i).min(16);
+        // SAFETY: the lanes loaded lie in src[2i .. readable] (the caller); the store's
+        // lanes in out[i .. i + cnt]. The pointers are formed with wrapping arithmetic
+        // because the second may point past the end when its mask is empty.
+        unsafe {
+            let (lo, hi) = if 2 * i + 32 <= readable {
+                (
+                    _mm512_loadu_ps(src.add(2 * i)),
+                    _mm512_loadu_ps(src.add(2 * i + 16)),
+                )
+            } else {
+                // Values 2i .. 2i + 2·cnt − 1 of src.
+                let need = 2 * cnt - 1;
+                (
+                    _mm512_maskz_loadu_ps(mask(need.min(16)), src.wrapping_add(2 * i)),
+                    _mm512_maskz_loadu_ps(
+                        mask(need.saturating_sub(16)),
+                        src.wrapping_add(2 * i + 16),
+                    ),
+                )
+            };
+            let v = _mm512_permutex2var_ps(lo, even, hi);
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), mask(cnt), v);
+        }
+        i += cnt;
     }
 }
 
@@ -460,14 +507,13 @@ unsafe fn serial(
         }
     }
     let mut bpack = vec![0f32; nc_max.min(n.div_ceil(NR) * NR) * KC.min(k)];
-    let mut row = vec![0f32; nc_max.min(n)];
     let mut edge = [0f32; MR * NR];
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             // SAFETY: rows pc .. pc + kc and columns j0 + jc .. + nc lie inside B.
-            unsafe { pack_b(&p.b, p0 + pc, kc, j0 + jc, nc, &mut bpack, &mut row) };
+            unsafe { pack_b(&p.b, p0 + pc, kc, j0 + jc, nc, &mut bpack) };
             let first = pc == 0;
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
@@ -560,29 +606,26 @@ unsafe fn pack_a(
 }
 
 /// Rows r0 .. r0 + kc, columns j0 .. j0 + nc of B into panels of NR columns, each stored
-/// k-major (NR values per k), the columns past `nc` zero; B is read a row segment at a
-/// time into `row`.
+/// k-major (NR values per k), the columns past `nc` zero; B is read NR-wide row segments
+/// at a time, each straight into its panel.
 ///
 /// # Safety
 /// Those rows and columns lie inside B.
 #[cfg(target_arch = "x86_64")]
-unsafe fn pack_b(
-    b: &Source,
-    r0: usize,
-    kc: usize,
-    j0: usize,
-    nc: usize,
-    dst: &mut [f32],
-    row: &mut [f32],
-) {
-    let row = &mut row[..nc];
-    for kk in 0..kc {
-        // SAFETY: as the caller promised.
-        unsafe { b.row(r0 + kk, j0, row) };
-        for (q, seg) in row.chunks(NR).enumerate() {
-            let panel = &mut dst[q * NR * kc + kk * NR..][..NR];
-            panel[..seg.len()].copy_from_slice(seg);
-            panel[seg.len()..].fill(0.0);
+unsafe fn pack_b(b: &Source, r0: usize, kc: usize, j0: usize, nc: usize, dst: &mut [f32]) {
+    // Each row segment goes straight to its place in the panel: through a buffer, the
+    // copy's wide loads would wait on the narrower stores that wrote it (no forwarding).
+    for (q, panel) in dst
+        .chunks_exact_mut(NR * kc)
+        .take(nc.div_ceil(NR))
+        .enumerate()
+    {
+        let width = NR.min(nc - q * NR);
+        for (kk, out) in panel.chunks_exact_mut(NR).enumerate() {
+            let (live, pad) = out.split_at_mut(width);
+            // SAFETY: as the caller promised.
+            unsafe { b.row(r0 + kk, j0 + q * NR, live) };
+            pad.fill(0.0);
         }
     }
 }
@@ -784,9 +827,13 @@ mod layout_tests {
         }
         // C (m × C·k·k) = images (m × N·L) · unfoldedᵀ: a kernel's gradient. The second
         // case is long enough in depth and small enough in C for the depth split.
-        for (c, h, w, k, stride, padding, n, m) in
-            [(3, 9, 7, 3, 1, 1, 2, 5), (3, 64, 64, 4, 2, 1, 4, 9)]
-        {
+        for (c, h, w, k, stride, padding, n, m) in [
+            (3, 9, 7, 3, 1, 1, 2, 5),
+            (3, 64, 64, 4, 2, 1, 4, 9),
+            // k = 4 on images so small that most patches cross a border.
+            (5, 6, 5, 4, 2, 1, 2, 3),
+            (2, 8, 8, 4, 2, 1, 3, 17),
+        ] {
             let ho = (h + 2 * padding - k) / stride + 1;
             let wo = (w + 2 * padding - k) / stride + 1;
             let g = Unfold {
