@@ -1,4 +1,5 @@
-//! ReLU and leaky ReLU as single-pass CPU ops with single-pass gradients.
+//! ReLU, leaky ReLU and binary cross-entropy with logits as single-pass CPU ops with
+//! single-pass gradients.
 //!
 //! candle computes the gradient of its ReLU as `grad · (x ≥ 0)` in four passes over the
 //! activation (zeros, compare, convert, multiply), and the leaky ReLU here was `max(x, αx)`
@@ -16,17 +17,48 @@ const PARALLEL_MIN: usize = 1 << 16;
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
-trait Float: Copy + Send + Sync + PartialOrd + Default + std::ops::Mul<Output = Self> {
+trait Float:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + Default
+    + Into<f64>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Add<Output = Self>
+{
     fn from_f64(v: f64) -> Self;
+    /// log(1 + e^{−|x|}), the stable part of the softplus, to an absolute error of an ulp
+    /// of 1.
+    fn softplus_tail(self) -> Self;
+    /// 1 / (1 + e^{−x}).
+    fn sigmoid(self) -> Self;
 }
 impl Float for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+    fn softplus_tail(self) -> Self {
+        // ln rather than ln_1p: e^{−|x|} ≤ 1, so the absolute error is within an ulp of
+        // 1, and glibc's log1pf is several times slower than its logf.
+        (1.0 + (-self.abs()).exp()).ln()
+    }
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + (-self).exp())
+    }
 }
 impl Float for f64 {
     fn from_f64(v: f64) -> Self {
         v
+    }
+    fn softplus_tail(self) -> Self {
+        // ln rather than ln_1p: e^{−|x|} ≤ 1, so the absolute error is within an ulp of
+        // 1, and glibc's log1pf is several times slower than its logf.
+        (1.0 + (-self.abs()).exp()).ln()
+    }
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + (-self).exp())
     }
 }
 
@@ -214,6 +246,138 @@ pub fn leaky_relu(x: &Tensor, alpha: f64) -> Result<Tensor> {
     }
 }
 
+/// Σ ℓ(l, x) over all elements, ℓ = max(l, 0) − l·x + log(1 + e^{−|l|}): binary
+/// cross-entropy with logits in one pass (candle's ops take ten passes and as many
+/// allocations forward, more backward). Its gradient is [`BceGrad`] for the logits and
+/// −l·g for the targets.
+#[derive(Debug, Clone, Copy)]
+pub struct BceWithLogitsSum;
+
+/// The gradient of [`BceWithLogitsSum`] with respect to the logits, scaled:
+/// `.0`·(σ(l) − x), one pass.
+#[derive(Debug, Clone, Copy)]
+pub struct BceGrad(pub f64);
+
+fn bce_sum<T: Float>(l: &[T], x: &[T]) -> f64 {
+    // Each term in the operands' precision, the sum in f64.
+    let zero = T::default();
+    let part = |(l, x): (&[T], &[T])| -> f64 {
+        l.iter()
+            .zip(x)
+            .map(|(&l, &x)| {
+                let relu = if l > zero { l } else { zero };
+                (relu - l * x + l.softplus_tail()).into()
+            })
+            .sum()
+    };
+    if l.len() < PARALLEL_MIN {
+        part((l, x))
+    } else {
+        l.par_chunks(CHUNK).zip(x.par_chunks(CHUNK)).map(part).sum()
+    }
+}
+
+fn bce_grad<T: Float>(l: &[T], x: &[T], scale: f64) -> Vec<T> {
+    let scale = T::from_f64(scale);
+    map2(l, x, move |l, x| scale * (l.sigmoid() - x))
+}
+
+fn check_same_shape(what: &str, l1: &Layout, l2: &Layout) -> Result<()> {
+    if l1.shape() != l2.shape() {
+        candle_core::bail!("{what} of shapes {:?} and {:?}", l1.shape(), l2.shape());
+    }
+    Ok(())
+}
+
+impl CustomOp2 for BceWithLogitsSum {
+    fn name(&self) -> &'static str {
+        "latentflow-bce-with-logits-sum"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_same_shape("binary cross-entropy", l1, l2)?;
+        let out = match (s1, s2) {
+            (CpuStorage::F32(l), CpuStorage::F32(x)) => {
+                CpuStorage::F32(vec![bce_sum(slice(l, l1)?, slice(x, l2)?) as f32])
+            }
+            (CpuStorage::F64(l), CpuStorage::F64(x)) => {
+                CpuStorage::F64(vec![bce_sum(slice(l, l1)?, slice(x, l2)?)])
+            }
+            _ => candle_core::bail!("binary cross-entropy: F32 or F64 operands of one dtype"),
+        };
+        Ok((out, Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        l: &Tensor,
+        x: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let dl = if l.track_op() {
+            // Tracked, without a backward of its own: a second derivative through this
+            // loss fails loudly instead of silently reading zero.
+            Some(l.apply_op2(x, BceGrad(g))?)
+        } else {
+            None
+        };
+        let dx = if x.track_op() {
+            Some(l.affine(-g, 0.)?)
+        } else {
+            None
+        };
+        Ok((dl, dx))
+    }
+}
+
+impl CustomOp2 for BceGrad {
+    fn name(&self) -> &'static str {
+        "latentflow-bce-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_same_shape("binary cross-entropy gradient", l1, l2)?;
+        let out = match (s1, s2) {
+            (CpuStorage::F32(l), CpuStorage::F32(x)) => {
+                CpuStorage::F32(bce_grad(slice(l, l1)?, slice(x, l2)?, self.0))
+            }
+            (CpuStorage::F64(l), CpuStorage::F64(x)) => {
+                CpuStorage::F64(bce_grad(slice(l, l1)?, slice(x, l2)?, self.0))
+            }
+            _ => candle_core::bail!(
+                "binary cross-entropy gradient: F32 or F64 operands of one dtype"
+            ),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Σ ℓ(l, x) over every element (see [`BceWithLogitsSum`]) — one pass on the CPU, candle's
+/// ops elsewhere.
+pub fn bce_with_logits_sum(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    if fast(logits) && logits.dtype() == targets.dtype() && targets.device().is_cpu() {
+        return logits
+            .contiguous()?
+            .apply_op2(&targets.contiguous()?, BceWithLogitsSum);
+    }
+    let stable = logits.abs()?.neg()?.exp()?.affine(1., 1.)?.log()?;
+    ((logits.relu()? - (logits * targets)?)? + stable)?.sum_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +424,68 @@ mod tests {
                 assert!(max_diff(a, b) < 1e-15, "{n} {alpha}");
             }
         }
+    }
+
+    #[test]
+    fn the_fused_cross_entropy_and_its_gradients_match_candles_ops() {
+        // Small (one thread) and large (parallel) inputs, logits of both signs and large
+        // magnitudes, targets in [0, 1]; f64 throughout, then one f32 case.
+        for n in [7, 3 * PARALLEL_MIN + 5] {
+            let l = Var::from_tensor(&(crate::nn::fd::randn64(&[n], 6).unwrap() * 8.0).unwrap())
+                .unwrap();
+            let x = Var::from_tensor(
+                &crate::nn::fd::randn64(&[n], 7)
+                    .unwrap()
+                    .affine(0.2, 0.5)
+                    .unwrap()
+                    .clamp(0.0, 1.0)
+                    .unwrap(),
+            )
+            .unwrap();
+            let (lt, xt) = (l.as_tensor(), x.as_tensor());
+            let ours = bce_with_logits_sum(lt, xt).unwrap();
+            let stable = lt
+                .abs()
+                .unwrap()
+                .neg()
+                .unwrap()
+                .exp()
+                .unwrap()
+                .affine(1., 1.)
+                .unwrap()
+                .log()
+                .unwrap();
+            let theirs = ((lt.relu().unwrap() - (lt * xt).unwrap()).unwrap() + stable)
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let (a, b) = (
+                ours.to_scalar::<f64>().unwrap(),
+                theirs.to_scalar::<f64>().unwrap(),
+            );
+            assert!((a - b).abs() < 1e-9 * b.abs(), "{n}: {a} vs {b}");
+            // Gradients of 0.7·loss (a non-unit upstream gradient) for both arguments.
+            let go = (ours * 0.7).unwrap().backward().unwrap();
+            let gt = (theirs * 0.7).unwrap().backward().unwrap();
+            for v in [lt, xt] {
+                let d = max_diff(go.get(v).unwrap(), gt.get(v).unwrap());
+                assert!(d < 1e-12, "{n}: {d}");
+            }
+        }
+        // Hand-computed, f32: l = 0, x = 1: log 2; l = 2, x = 0: 2 + log(1 + e^-2);
+        // gradients σ(l) − x: −½ and σ(2).
+        let l = Var::from_vec(vec![0f32, 2.], 2, &Device::Cpu).unwrap();
+        let x = Tensor::new(&[1f32, 0.], &Device::Cpu).unwrap();
+        let loss = bce_with_logits_sum(l.as_tensor(), &x).unwrap();
+        let want = 2f32.ln() + 2. + (-2f32).exp().ln_1p();
+        assert!((loss.to_scalar::<f32>().unwrap() - want).abs() < 1e-6);
+        let g = loss.backward().unwrap();
+        let g = g.get(l.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        let s2 = 1. / (1. + (-2f32).exp());
+        assert!(
+            (g[0] + 0.5).abs() < 1e-6 && (g[1] - s2).abs() < 1e-6,
+            "{g:?}"
+        );
     }
 
     #[test]

@@ -7,9 +7,7 @@ use candle_core::{Result, Tensor};
 /// ℓ = max(l, 0) − l·x + log(1 + e^{−|l|}) (the numerically stable form).
 pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let n = logits.dim(0)? as f64;
-    let stable = logits.abs()?.neg()?.exp()?.affine(1., 1.)?.log()?;
-    let per = ((logits.relu()? - (logits * targets)?)? + stable)?;
-    per.sum_all()? / n
+    crate::nn::pointwise::bce_with_logits_sum(logits, targets)? / n
 }
 
 /// KL(N(μ, diag e^{logvar}) ‖ N(0, I)) = −½ Σ (1 + logvar − μ² − e^{logvar}), summed over
