@@ -444,6 +444,9 @@ fn conv_forward_own([x, w, b]: [&[f32]; 3], n: usize, g: Geometry) -> Result<Opt
         "conv2d",
         &[(x.len(), n * g.c * g.h * g.w), (w.len(), cout * r)],
     )?;
+    if let Some(y) = super::direct::conv(x, w, Some(b), n, cout, u) {
+        return Ok(Some(y));
+    }
     Ok(own_product(n * cout * l, |out| sgemm::Product {
         m: cout,
         n: n * l,
@@ -688,6 +691,11 @@ impl candle_core::CustomOp2 for ConvTransposeInputGrad {
             [l1, l2],
             |[wt, dy]| {
                 let u = unfold_view(a)?;
+                // The input gradient is the convolution of ∂y with the kernel read as
+                // (Cin, Cout, k, k): the direct kernel where it runs.
+                if let Some(dx) = super::direct::conv(dy, wt, None, n, cin, u) {
+                    return Ok(dx);
+                }
                 let own = own_product(n * cin * hw, |out| sgemm::Product {
                     m: cin,
                     n: n * hw,

@@ -10,6 +10,7 @@
 
 pub mod activation;
 pub mod conv;
+pub(crate) mod direct;
 pub mod gemm;
 pub mod im2col;
 pub mod linear;

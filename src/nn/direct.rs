@@ -1,0 +1,331 @@
+//! Convolutions computed straight from the images, without packing them (x86-64 with
+//! AVX-512F, stride 1 or 2): an "implicit GEMM" whose broadcast operand is the input
+//! itself.
+//!
+//! Why: a convolution as a matrix product multiplies the kernel (Cout × C·k·k) by the
+//! unfolded input (C·k·k × N·Ho·Wo), and each unfolded element takes part in only Cout
+//! multiply-adds — 32 or 64 in the models here. A GEMM packs that operand into panels
+//! first, one element at a time through the convolution's index arithmetic, and at 32
+//! multiply-adds per element the packing costs as much as the arithmetic (in the profile
+//! of a training step, `Source::row` took as many samples as the micro-kernel). Here the
+//! output channels are the vector lanes instead: the micro-kernel holds a tile of 8 output
+//! pixels (along one output row) × 32 output channels in 16 registers, and for each tap
+//! (c, ky, kx) loads two vectors of packed kernel values and broadcasts the 8 input pixels
+//! the tile reads *from the images in place* — their addresses are the tap's offset plus
+//! a multiple of the stride. The images are copied once into zero-padded planes, so no
+//! tap needs a bounds check, and the tile is written pixel-major (N, Ho·Wo, Cout) and
+//! turned into NCHW in one blocked pass at the end. Both copies are a small fraction of
+//! the k²-fold reads of the product.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::sgemm::Unfold;
+use rayon::prelude::*;
+
+/// Output pixels per tile (consecutive in one output row).
+const PIX: usize = 8;
+/// Output channels per tile (two vectors of 16).
+const CO: usize = 32;
+
+/// Whether this CPU runs [`conv`].
+pub(crate) fn available() -> bool {
+    super::sgemm::available()
+}
+
+/// y (N, Cout, Ho, Wo) = the convolution of x (N, C, H, W) with w (Cout, C, k, k) in the
+/// geometry `g`, plus the bias, on rayon's pool; `None` when the stride is neither 1 nor 2
+/// or the CPU lacks AVX-512F (the caller then uses the packed product).
+///
+/// The slices must hold exactly the values of those shapes (checked: `None` otherwise).
+pub(crate) fn conv(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    cout: usize,
+    g: Unfold,
+) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let taps = g.c * g.k * g.k;
+        let sizes_fit = x.len() == n * g.c * g.h * g.w
+            && w.len() == cout * taps
+            && bias.is_none_or(|b| b.len() == cout);
+        if !available() || !sizes_fit || !(g.stride == 1 || g.stride == 2) {
+            return None;
+        }
+        if n == 0 || cout == 0 || g.ho == 0 || g.wo == 0 {
+            return Some(vec![0.0; n * cout * g.ho * g.wo]);
+        }
+        Some(conv_avx512(x, w, bias, n, cout, g))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (x, w, bias, n, cout, g);
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn conv_avx512(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    cout: usize,
+    g: Unfold,
+) -> Vec<f32> {
+    let (s, k, p) = (g.stride, g.k, g.padding);
+    let (ho, wo, l) = (g.ho, g.wo, g.ho * g.wo);
+    let taps = g.c * k * k;
+    // Padded planes wide enough for whole tiles: the last tile of a row may run past Wo,
+    // and its extra pixels (computed, never stored) read up to ((tiles·PIX − 1)·s + k − 1).
+    let hp = g.h + 2 * p;
+    let wp = (g.w + 2 * p).max((wo.div_ceil(PIX) * PIX - 1) * s + k);
+    let plane = hp * wp;
+    let mut xp = vec![0f32; n * g.c * plane];
+    xp.par_chunks_mut(plane).enumerate().for_each(|(q, dst)| {
+        let src = &x[q * g.h * g.w..][..g.h * g.w];
+        for (iy, row) in src.chunks_exact(g.w).enumerate() {
+            dst[(iy + p) * wp + p..][..g.w].copy_from_slice(row);
+        }
+    });
+    // The offset of each tap (c, ky, kx) from the tile's first pixel under tap (0, 0, 0).
+    let offsets: Vec<usize> = (0..taps)
+        .map(|t| (t / (k * k) * hp + (t / k) % k) * wp + t % k)
+        .collect();
+    // The kernel in blocks of CO output channels, tap-major: block b, tap t holds
+    // w[b·CO + j, t] for j < CO (zero past Cout); the bias likewise.
+    let blocks = cout.div_ceil(CO);
+    let cpad = blocks * CO;
+    let mut packed = vec![0f32; blocks * taps * CO];
+    for co in 0..cout {
+        let (b, j) = (co / CO, co % CO);
+        for t in 0..taps {
+            packed[(b * taps + t) * CO + j] = w[co * taps + t];
+        }
+    }
+    let mut start = vec![0f32; cpad];
+    if let Some(b) = bias {
+        start[..cout].copy_from_slice(b);
+    }
+    // Pixel-major output, one output row (N·Ho of them) per task.
+    let mut rows = vec![0f32; n * l * cpad];
+    rows.par_chunks_mut(wo * cpad)
+        .enumerate()
+        .for_each(|(r, out)| {
+            let (ni, oy) = (r / ho, r % ho);
+            let image = &xp[ni * g.c * plane..][..g.c * plane];
+            for ox0 in (0..wo).step_by(PIX) {
+                let valid = PIX.min(wo - ox0);
+                let first = (oy * s) * wp + ox0 * s;
+                for b in 0..blocks {
+                    // SAFETY: every tap of every pixel of the tile lies inside this image's
+                    // padded planes (their sizes above); the kernel block holds taps·CO
+                    // values and the start CO; the tile's `valid` pixels lie inside this
+                    // output row, CO values each at a stride of cpad.
+                    unsafe {
+                        let args = Tile {
+                            offsets: &offsets,
+                            kernel: packed[b * taps * CO..].as_ptr(),
+                            base: image.as_ptr().add(first),
+                            start: start[b * CO..].as_ptr(),
+                            out: out[ox0 * cpad + b * CO..].as_mut_ptr(),
+                            ld: cpad,
+                            valid,
+                        };
+                        if s == 1 {
+                            tile::<1>(args)
+                        } else {
+                            tile::<2>(args)
+                        }
+                    }
+                }
+            }
+        });
+    // (N, L, cpad) → (N, Cout, L), in blocks of pixels that stay in L1.
+    let mut y = vec![0f32; n * cout * l];
+    y.par_chunks_mut(cout * l)
+        .zip(rows.par_chunks(l * cpad))
+        .for_each(|(dst, src)| {
+            const BLOCK: usize = 64;
+            for l0 in (0..l).step_by(BLOCK) {
+                let len = BLOCK.min(l - l0);
+                for co in 0..cout {
+                    let d = &mut dst[co * l + l0..][..len];
+                    for (i, v) in d.iter_mut().enumerate() {
+                        *v = src[(l0 + i) * cpad + co];
+                    }
+                }
+            }
+        });
+    y
+}
+
+/// One tile's operands (see [`tile`]).
+#[cfg(target_arch = "x86_64")]
+struct Tile<'a> {
+    /// Each tap's offset from the tile's first input pixel.
+    offsets: &'a [usize],
+    /// The kernel block, CO values per tap.
+    kernel: *const f32,
+    /// The input under tap (0, 0, 0) of the tile's first pixel.
+    base: *const f32,
+    /// CO starting values (the bias).
+    start: *const f32,
+    /// The tile's first pixel's CO outputs; pixel i at `out + i·ld`.
+    out: *mut f32,
+    /// Output values per pixel.
+    ld: usize,
+    /// Pixels to store (the rest lie past the row's end).
+    valid: usize,
+}
+
+/// PIX output pixels (input `S` apart) × CO output channels: for each tap, two kernel
+/// vectors and PIX broadcast input values, 16 fused multiply-adds into 16 accumulators.
+///
+/// # Safety
+/// As documented on [`Tile`]'s fields: `base + offsets[t] + i·S` readable for every tap t
+/// and i < PIX, `kernel` holding offsets.len()·CO values, `start` CO, and `out + i·ld`
+/// writable for CO values for i < valid.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile<const S: usize>(t: Tile) {
+    // SAFETY (whole body): as the caller promised.
+    unsafe {
+        let first = [_mm512_loadu_ps(t.start), _mm512_loadu_ps(t.start.add(16))];
+        let mut acc = [first; PIX];
+        let mut kernel = t.kernel;
+        for &off in t.offsets {
+            let w0 = _mm512_loadu_ps(kernel);
+            let w1 = _mm512_loadu_ps(kernel.add(16));
+            let b = t.base.add(off);
+            for (i, row) in acc.iter_mut().enumerate() {
+                let v = _mm512_set1_ps(*b.add(i * S));
+                row[0] = _mm512_fmadd_ps(v, w0, row[0]);
+                row[1] = _mm512_fmadd_ps(v, w1, row[1]);
+            }
+            kernel = kernel.add(CO);
+        }
+        for (i, row) in acc.iter().enumerate().take(t.valid) {
+            let o = t.out.add(i * t.ld);
+            _mm512_storeu_ps(o, row[0]);
+            _mm512_storeu_ps(o.add(16), row[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_naive_sum_on_odd_shapes() {
+        if !available() {
+            return;
+        }
+        // (batch, channels, h, w, k, stride, padding, cout): batch 1, non-square, output
+        // rows shorter and longer than a tile and not a multiple of it, Cout below, at and
+        // past a block of 32 and not a multiple of 16, padding 0 to 2.
+        let cases = [
+            (1, 3, 7, 5, 3, 1, 1, 5),
+            (2, 2, 9, 11, 4, 2, 1, 33),
+            (3, 5, 6, 6, 2, 2, 0, 16),
+            (1, 1, 3, 3, 3, 1, 2, 40),
+            (2, 3, 20, 37, 4, 2, 1, 32),
+            (1, 4, 5, 19, 1, 1, 0, 7),
+        ];
+        for (n, c, h, w, k, stride, padding, cout) in cases {
+            let ho = (h + 2 * padding - k) / stride + 1;
+            let wo = (w + 2 * padding - k) / stride + 1;
+            let g = Unfold {
+                c,
+                h,
+                w,
+                k,
+                stride,
+                padding,
+                ho,
+                wo,
+            };
+            let x = values(n * c * h * w, 1);
+            let kern = values(cout * c * k * k, 2);
+            let bias = values(cout, 3);
+            let Some(got) = conv(&x, &kern, Some(&bias), n, cout, g) else {
+                panic!("no result for {g:?}");
+            };
+            assert_eq!(got.len(), n * cout * ho * wo);
+            for ni in 0..n {
+                for co in 0..cout {
+                    for oy in 0..ho {
+                        for ox in 0..wo {
+                            let mut want = bias[co] as f64;
+                            for ci in 0..c {
+                                for ky in 0..k {
+                                    for kx in 0..k {
+                                        let iy = (oy * stride + ky) as isize - padding as isize;
+                                        let ix = (ox * stride + kx) as isize - padding as isize;
+                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize
+                                        {
+                                            continue;
+                                        }
+                                        let xv =
+                                            x[((ni * c + ci) * h + iy as usize) * w + ix as usize];
+                                        want += xv as f64
+                                            * kern[((co * c + ci) * k + ky) * k + kx] as f64;
+                                    }
+                                }
+                            }
+                            let v = got[((ni * cout + co) * ho + oy) * wo + ox] as f64;
+                            assert!(
+                                (v - want).abs() < 1e-4,
+                                "{g:?} n{ni} co{co} ({oy},{ox}): {v} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Strides other than 1 and 2, and sizes that do not fit, are left to the caller.
+        let g = Unfold {
+            c: 1,
+            h: 5,
+            w: 5,
+            k: 1,
+            stride: 3,
+            padding: 0,
+            ho: 2,
+            wo: 2,
+        };
+        assert!(conv(&[0.0; 25], &[1.0], None, 1, 1, g).is_none());
+        assert!(
+            conv(
+                &[0.0; 24],
+                &[1.0],
+                None,
+                1,
+                1,
+                Unfold {
+                    stride: 1,
+                    ho: 5,
+                    wo: 5,
+                    ..g
+                }
+            )
+            .is_none()
+        );
+    }
+}
