@@ -216,6 +216,180 @@ unsafe fn tile<const S: usize>(t: Tile) {
     }
 }
 
+/// Taps per tile of a kernel's gradient.
+const TAPS: usize = 8;
+
+/// A kernel's gradient, ∂W (rows × C·k·k) = Σ over the batch's pixels of a (N, rows, L)
+/// times the patches of b (N, C, H, W) in the geometry `g` (L = Ho·Wo): the convolution's
+/// (a = ∂y, b = x) and the transposed convolution's (a = its input, b = ∂y, `g` the
+/// convolution it is the adjoint of). `None` as for [`conv`].
+///
+/// The threads split the batch, each into its own copy of ∂W (summed at the end); per
+/// image, a thread pads the image's planes and transposes its `a` to pixel-major once,
+/// then for each tile of 8 taps × 32 rows runs over the image's pixels with the tile in
+/// registers: two vectors of `a` per pixel and 8 input values broadcast from the planes.
+pub(crate) fn kernel_grad(
+    a: &[f32],
+    rows: usize,
+    b: &[f32],
+    n: usize,
+    g: Unfold,
+) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let taps = g.c * g.k * g.k;
+        let l = g.ho * g.wo;
+        let sizes_fit = a.len() == n * rows * l && b.len() == n * g.c * g.h * g.w;
+        if !available() || !sizes_fit || !(g.stride == 1 || g.stride == 2) {
+            return None;
+        }
+        if n == 0 || rows == 0 || taps == 0 || l == 0 {
+            return Some(vec![0.0; rows * taps]);
+        }
+        Some(kernel_grad_avx512(a, rows, b, n, g))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (a, rows, b, n, g);
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn kernel_grad_avx512(a: &[f32], rows: usize, b: &[f32], n: usize, g: Unfold) -> Vec<f32> {
+    let (s, k, p) = (g.stride, g.k, g.padding);
+    let (wo, l) = (g.wo, g.ho * g.wo);
+    let taps = g.c * k * k;
+    let (hp, wp) = (g.h + 2 * p, g.w + 2 * p);
+    let plane = hp * wp;
+    let offsets: Vec<usize> = (0..taps)
+        .map(|t| (t / (k * k) * hp + (t / k) % k) * wp + t % k)
+        .collect();
+    let blocks = rows.div_ceil(CO);
+    let rpad = blocks * CO;
+    let parts = super::threads().clamp(1, n);
+    let per = n.div_ceil(parts);
+    // Each part's sum, tap-major: partial[t·rpad + r].
+    let partials: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let mut acc = vec![0f32; taps * rpad];
+            let mut xp = vec![0f32; g.c * plane];
+            let mut at = vec![0f32; l * rpad];
+            for ni in part * per..((part + 1) * per).min(n) {
+                let image = &b[ni * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                for (dst, src) in xp.chunks_exact_mut(plane).zip(image.chunks_exact(g.h * g.w)) {
+                    for (iy, row) in src.chunks_exact(g.w).enumerate() {
+                        dst[(iy + p) * wp + p..][..g.w].copy_from_slice(row);
+                    }
+                }
+                let ai = &a[ni * rows * l..][..rows * l];
+                for (r, plane_a) in ai.chunks_exact(l).enumerate() {
+                    for (q, &v) in plane_a.iter().enumerate() {
+                        at[q * rpad + r] = v;
+                    }
+                }
+                for bl in 0..blocks {
+                    for t0 in (0..taps).step_by(TAPS) {
+                        let valid = TAPS.min(taps - t0);
+                        // Taps past the end read tap t0's values (and are not stored).
+                        let bases: [*const f32; TAPS] = std::array::from_fn(|i| {
+                            xp[offsets[t0 + if i < valid { i } else { 0 }]..].as_ptr()
+                        });
+                        // SAFETY: every pixel's tap lies inside the padded planes (the
+                        // geometry's output size); `at` holds l·rpad values and `acc`
+                        // taps·rpad, the tile's CO columns from bl·CO.
+                        unsafe {
+                            let args = GradTile {
+                                bases,
+                                at: at[bl * CO..].as_ptr(),
+                                ld: rpad,
+                                rows: g.ho,
+                                cols: wo,
+                                row_step: s * wp,
+                                acc: acc[t0 * rpad + bl * CO..].as_mut_ptr(),
+                                valid,
+                            };
+                            if s == 1 {
+                                grad_tile::<1>(args)
+                            } else {
+                                grad_tile::<2>(args)
+                            }
+                        }
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut dw = vec![0f32; rows * taps];
+    for part in &partials {
+        for (r, out) in dw.chunks_exact_mut(taps).enumerate() {
+            for (t, o) in out.iter_mut().enumerate() {
+                *o += part[t * rpad + r];
+            }
+        }
+    }
+    dw
+}
+
+/// One tile of a kernel's gradient (see [`grad_tile`]).
+#[cfg(target_arch = "x86_64")]
+struct GradTile {
+    /// Each tap's input under the image's first output pixel.
+    bases: [*const f32; TAPS],
+    /// The first pixel's CO values of `a`; pixel q at `at + q·ld`.
+    at: *const f32,
+    /// Values of `a` per pixel.
+    ld: usize,
+    /// Output rows.
+    rows: usize,
+    /// Output columns.
+    cols: usize,
+    /// Input values between output rows (stride · padded width).
+    row_step: usize,
+    /// The tile's running sums: tap i's CO values at `acc + i·ld`.
+    acc: *mut f32,
+    /// Taps to store.
+    valid: usize,
+}
+
+/// TAPS taps × CO rows of a kernel's gradient, summed over one image's pixels in 16
+/// registers, added to the running sums.
+///
+/// # Safety
+/// As documented on [`GradTile`]'s fields: `bases[i] + y·row_step + x·S` readable for
+/// every output pixel (y, x), `at` holding rows·cols pixels, `acc + i·ld` CO values for
+/// i < valid.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn grad_tile<const S: usize>(t: GradTile) {
+    // SAFETY (whole body): as the caller promised.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; TAPS];
+        let mut a = t.at;
+        for y in 0..t.rows {
+            let row = y * t.row_step;
+            for x in 0..t.cols {
+                let a0 = _mm512_loadu_ps(a);
+                let a1 = _mm512_loadu_ps(a.add(16));
+                let off = row + x * S;
+                for (i, tap) in acc.iter_mut().enumerate() {
+                    let v = _mm512_set1_ps(*t.bases[i].add(off));
+                    tap[0] = _mm512_fmadd_ps(v, a0, tap[0]);
+                    tap[1] = _mm512_fmadd_ps(v, a1, tap[1]);
+                }
+                a = a.add(t.ld);
+            }
+        }
+        for (i, tap) in acc.iter().enumerate().take(t.valid) {
+            let o = t.acc.add(i * t.ld);
+            _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), tap[0]));
+            _mm512_storeu_ps(o.add(16), _mm512_add_ps(_mm512_loadu_ps(o.add(16)), tap[1]));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_naive_sum_on_odd_shapes() {
+    fn convolutions_and_kernel_gradients_match_the_naive_sums_on_odd_shapes() {
         if !available() {
             return;
         }
@@ -300,6 +474,49 @@ mod tests {
             }
         }
         // Strides other than 1 and 2, and sizes that do not fit, are left to the caller.
+        // (Checked below, after the kernel gradient.)
+        for (n, c, h, w, k, stride, padding, rows) in cases {
+            let ho = (h + 2 * padding - k) / stride + 1;
+            let wo = (w + 2 * padding - k) / stride + 1;
+            let g = Unfold {
+                c,
+                h,
+                w,
+                k,
+                stride,
+                padding,
+                ho,
+                wo,
+            };
+            let (l, taps) = (ho * wo, c * k * k);
+            let x = values(n * c * h * w, 4);
+            let dy = values(n * rows * l, 5);
+            let Some(got) = kernel_grad(&dy, rows, &x, n, g) else {
+                panic!("no kernel gradient for {g:?}");
+            };
+            for r in 0..rows {
+                for t in 0..taps {
+                    let (ci, ky, kx) = (t / (k * k), (t / k) % k, t % k);
+                    let mut want = 0f64;
+                    for ni in 0..n {
+                        for oy in 0..ho {
+                            for ox in 0..wo {
+                                let iy = (oy * stride + ky) as isize - padding as isize;
+                                let ix = (ox * stride + kx) as isize - padding as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                want += dy[(ni * rows + r) * l + oy * wo + ox] as f64
+                                    * x[((ni * c + ci) * h + iy as usize) * w + ix as usize]
+                                        as f64;
+                            }
+                        }
+                    }
+                    let v = got[r * taps + t] as f64;
+                    assert!((v - want).abs() < 1e-3, "{g:?} row {r} tap {t}: {v} vs {want}");
+                }
+            }
+        }
         let g = Unfold {
             c: 1,
             h: 5,

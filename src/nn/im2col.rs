@@ -743,6 +743,9 @@ fn kernel_grad_own(
         "kernel gradient",
         &[(a.len(), n * rows * l), (b.len(), n * g.c * g.h * g.w)],
     )?;
+    if let Some(dw) = super::direct::kernel_grad(a, rows, b, n, u) {
+        return Ok(Some(dw));
+    }
     Ok(own_product(rows * r, |out| sgemm::Product {
         m: rows,
         n: r,
