@@ -27,6 +27,9 @@ use rayon::prelude::*;
 const PIX: usize = 8;
 /// Output channels per tile (two vectors of 16).
 const CO: usize = 32;
+/// Fewer output channels than this leave too many of a tile's lanes empty: the packed
+/// product is faster (Cout = 3: 3× slower here than there).
+const MIN_CHANNELS: usize = 24;
 
 /// Whether this CPU runs [`conv`].
 pub(crate) fn available() -> bool {
@@ -35,7 +38,7 @@ pub(crate) fn available() -> bool {
 
 /// y (N, Cout, Ho, Wo) = the convolution of x (N, C, H, W) with w (Cout, C, k, k) in the
 /// geometry `g`, plus the bias, on rayon's pool; `None` when the stride is neither 1 nor 2
-/// or the CPU lacks AVX-512F (the caller then uses the packed product).
+/// the CPU lacks AVX-512F, or Cout is under 24 (the caller then uses the packed product).
 ///
 /// The slices must hold exactly the values of those shapes (checked: `None` otherwise).
 pub(crate) fn conv(
@@ -52,10 +55,10 @@ pub(crate) fn conv(
         let sizes_fit = x.len() == n * g.c * g.h * g.w
             && w.len() == cout * taps
             && bias.is_none_or(|b| b.len() == cout);
-        if !available() || !sizes_fit || !(g.stride == 1 || g.stride == 2) {
+        if !available() || !sizes_fit || !(g.stride == 1 || g.stride == 2) || cout < MIN_CHANNELS {
             return None;
         }
-        if n == 0 || cout == 0 || g.ho == 0 || g.wo == 0 {
+        if n == 0 || g.ho == 0 || g.wo == 0 {
             return Some(vec![0.0; n * cout * g.ho * g.wo]);
         }
         Some(conv_avx512(x, w, bias, n, cout, g))
@@ -77,90 +80,331 @@ fn conv_avx512(
     g: Unfold,
 ) -> Vec<f32> {
     let (s, k, p) = (g.stride, g.k, g.padding);
-    let (ho, wo, l) = (g.ho, g.wo, g.ho * g.wo);
     let taps = g.c * k * k;
     // Padded planes wide enough for whole tiles: the last tile of a row may run past Wo,
     // and its extra pixels (computed, never stored) read up to ((tiles·PIX − 1)·s + k − 1).
     let hp = g.h + 2 * p;
-    let wp = (g.w + 2 * p).max((wo.div_ceil(PIX) * PIX - 1) * s + k);
-    let plane = hp * wp;
-    let mut xp = vec![0f32; n * g.c * plane];
-    xp.par_chunks_mut(plane).enumerate().for_each(|(q, dst)| {
-        let src = &x[q * g.h * g.w..][..g.h * g.w];
-        for (iy, row) in src.chunks_exact(g.w).enumerate() {
-            dst[(iy + p) * wp + p..][..g.w].copy_from_slice(row);
+    let wp = (g.w + 2 * p).max((g.wo.div_ceil(PIX) * PIX - 1) * s + k);
+    let xp = padded(x, n * g.c, g.h, g.w, p, p, hp, wp);
+    let offsets = tap_offsets(g.c, k, k, hp, wp);
+    let packed = pack_kernel(cout, taps, |co, t| w[co * taps + t]);
+    let core = Core {
+        xp: &xp,
+        image: g.c * hp * wp,
+        offsets: &offsets,
+        packed: &packed,
+        start: &start_values(bias, cout),
+        n,
+        ho: g.ho,
+        wo: g.wo,
+        stride: s,
+        wp,
+        first: 0,
+    };
+    let rows = core.run();
+    let mut y = vec![0f32; n * cout * g.ho * g.wo];
+    let whole = Place {
+        h: g.ho,
+        w: g.wo,
+        step: 1,
+        y0: 0,
+        x0: 0,
+    };
+    place(&rows, n, cout, g.ho, g.wo, &mut y, whole);
+    y
+}
+
+/// y (N, Cout, H, W) = the transposed convolution of x (N, Cin, Ho, Wo) with w (Cin, Cout,
+/// k, k) plus the bias, where `a` is the convolution it is the adjoint of (C = Cout, H × W
+/// → Ho × Wo) — also the gradient of that convolution's input, with x = ∂y and w its
+/// kernel. `None` unless the stride is 2 with k ≥ 2, Cout ≥ 24 and Wo ≥ 8 (or where the
+/// CPU lacks AVX-512F).
+///
+/// The output pixels fall into stride² classes by their position modulo the stride; each
+/// class is a stride-1 convolution of x with a sub-kernel (every stride-th tap, flipped)
+/// — 2×2 taps for the 4×4 kernels here — so the product needs no col2im: one direct
+/// convolution per class, written to its pixels.
+pub(crate) fn transposed(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    cin: usize,
+    a: Unfold,
+) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cout = a.c;
+        let sizes_fit = x.len() == n * cin * a.ho * a.wo
+            && w.len() == cin * cout * a.k * a.k
+            && bias.is_none_or(|b| b.len() == cout);
+        // Rows of a class narrower than a tile waste half of it or more: the packed
+        // product is faster there.
+        if !available()
+            || !sizes_fit
+            || a.stride != 2
+            || a.k < 2
+            || cout < MIN_CHANNELS
+            || a.wo < PIX
+        {
+            return None;
+        }
+        if n == 0 || a.h == 0 || a.w == 0 {
+            return Some(vec![0.0; n * cout * a.h * a.w]);
+        }
+        Some(transposed_avx512(x, w, bias, n, cin, a))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (x, w, bias, n, cin, a);
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn transposed_avx512(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    cin: usize,
+    a: Unfold,
+) -> Vec<f32> {
+    let (s, k, p) = (a.stride, a.k, a.padding);
+    let (hi, wi) = (a.ho, a.wo);
+    let cout = a.c;
+    // Output row oy with oy + p = s·q + r reads input rows q − j for the taps ky = r + s·j,
+    // j < kj(r) = ⌈(k − r)/s⌉; flipped, a stride-1 convolution whose first tap reads row
+    // q − kj + 1. The planes are padded by the largest kj − 1 on every side (plus room for
+    // the last tile's extra pixels).
+    let taps_of = |r: usize| (k - r).div_ceil(s);
+    let pad = taps_of(0) - 1;
+    // The classes' output positions: q from q0 = ⌈(p − r)/s⌉ while s·q + r − p < size.
+    let range = |r: usize, size: usize| {
+        let q0 = p.saturating_sub(r).div_ceil(s);
+        let end = (size + p - r).div_ceil(s);
+        (q0, end.saturating_sub(q0))
+    };
+    // Output q of a class reads padded rows up to q + pad; the last tile of a row runs
+    // to a whole PIX.
+    let hp = (0..s)
+        .map(|r| range(r, a.h))
+        .map(|(q0, len)| q0 + len + pad)
+        .fold(hi + pad, usize::max);
+    let wp = (0..s)
+        .map(|r| range(r, a.w))
+        .map(|(q0, len)| q0 + len.div_ceil(PIX) * PIX + pad)
+        .fold(wi + pad, usize::max);
+    let xp = padded(x, n * cin, hi, wi, pad, pad, hp, wp);
+    let start = start_values(bias, cout);
+    let mut y = vec![0f32; n * cout * a.h * a.w];
+    for ry in 0..s {
+        for rx in 0..s {
+            let (kjy, kjx) = (taps_of(ry), taps_of(rx));
+            let ((qy0, ny), (qx0, nx)) = (range(ry, a.h), range(rx, a.w));
+            if ny == 0 || nx == 0 {
+                continue;
+            }
+            let taps = cin * kjy * kjx;
+            let offsets = tap_offsets(cin, kjy, kjx, hp, wp);
+            // Tap (ci, jy, jx) of the class is the kernel's (ci, co, ry + s·(kjy − 1 − jy),
+            // rx + s·(kjx − 1 − jx)).
+            let packed = pack_kernel(cout, taps, |co, t| {
+                let (ci, jy, jx) = (t / (kjy * kjx), (t / kjx) % kjy, t % kjx);
+                let ky = ry + s * (kjy - 1 - jy);
+                let kx = rx + s * (kjx - 1 - jx);
+                w[((ci * cout + co) * k + ky) * k + kx]
+            });
+            // Output q's first tap reads padded row q − kjy + 1 + pad.
+            let first = (qy0 + pad + 1 - kjy) * wp + (qx0 + pad + 1 - kjx);
+            let core = Core {
+                xp: &xp,
+                image: cin * hp * wp,
+                offsets: &offsets,
+                packed: &packed,
+                start: &start,
+                n,
+                ho: ny,
+                wo: nx,
+                stride: 1,
+                wp,
+                first,
+            };
+            let rows = core.run();
+            let class = Place {
+                h: a.h,
+                w: a.w,
+                step: s,
+                y0: s * qy0 + ry - p,
+                x0: s * qx0 + rx - p,
+            };
+            place(&rows, n, cout, ny, nx, &mut y, class);
+        }
+    }
+    y
+}
+
+/// Each (h × w) plane of x at row `top`, column `left` of a zero (hp × wp) plane.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn padded(
+    x: &[f32],
+    planes: usize,
+    h: usize,
+    w: usize,
+    top: usize,
+    left: usize,
+    hp: usize,
+    wp: usize,
+) -> Vec<f32> {
+    let mut xp = vec![0f32; planes * hp * wp];
+    xp.par_chunks_mut(hp * wp).enumerate().for_each(|(q, dst)| {
+        for (iy, row) in x[q * h * w..][..h * w].chunks_exact(w).enumerate() {
+            dst[(iy + top) * wp + left..][..w].copy_from_slice(row);
         }
     });
-    // The offset of each tap (c, ky, kx) from the tile's first pixel under tap (0, 0, 0).
-    let offsets: Vec<usize> = (0..taps)
-        .map(|t| (t / (k * k) * hp + (t / k) % k) * wp + t % k)
-        .collect();
-    // The kernel in blocks of CO output channels, tap-major: block b, tap t holds
-    // w[b·CO + j, t] for j < CO (zero past Cout); the bias likewise.
+    xp
+}
+
+/// The offset of each tap (c, ky, kx) of a c × kh × kw kernel in padded planes.
+#[cfg(target_arch = "x86_64")]
+fn tap_offsets(c: usize, kh: usize, kw: usize, hp: usize, wp: usize) -> Vec<usize> {
+    (0..c * kh * kw)
+        .map(|t| (t / (kh * kw) * hp + (t / kw) % kh) * wp + t % kw)
+        .collect()
+}
+
+/// The kernel in blocks of CO output channels, tap-major: block b, tap t holds
+/// `value(b·CO + j, t)` for j < CO (zero past Cout).
+#[cfg(target_arch = "x86_64")]
+fn pack_kernel(cout: usize, taps: usize, value: impl Fn(usize, usize) -> f32) -> Vec<f32> {
     let blocks = cout.div_ceil(CO);
-    let cpad = blocks * CO;
     let mut packed = vec![0f32; blocks * taps * CO];
     for co in 0..cout {
         let (b, j) = (co / CO, co % CO);
         for t in 0..taps {
-            packed[(b * taps + t) * CO + j] = w[co * taps + t];
+            packed[(b * taps + t) * CO + j] = value(co, t);
         }
     }
-    let mut start = vec![0f32; cpad];
+    packed
+}
+
+/// The bias padded to whole blocks (zeros without one).
+#[cfg(target_arch = "x86_64")]
+fn start_values(bias: Option<&[f32]>, cout: usize) -> Vec<f32> {
+    let mut start = vec![0f32; cout.div_ceil(CO) * CO];
     if let Some(b) = bias {
         start[..cout].copy_from_slice(b);
     }
-    // Pixel-major output, one output row (N·Ho of them) per task.
-    let mut rows = vec![0f32; n * l * cpad];
-    rows.par_chunks_mut(wo * cpad)
-        .enumerate()
-        .for_each(|(r, out)| {
-            let (ni, oy) = (r / ho, r % ho);
-            let image = &xp[ni * g.c * plane..][..g.c * plane];
-            for ox0 in (0..wo).step_by(PIX) {
-                let valid = PIX.min(wo - ox0);
-                let first = (oy * s) * wp + ox0 * s;
-                for b in 0..blocks {
-                    // SAFETY: every tap of every pixel of the tile lies inside this image's
-                    // padded planes (their sizes above); the kernel block holds taps·CO
-                    // values and the start CO; the tile's `valid` pixels lie inside this
-                    // output row, CO values each at a stride of cpad.
-                    unsafe {
-                        let args = Tile {
-                            offsets: &offsets,
-                            kernel: packed[b * taps * CO..].as_ptr(),
-                            base: image.as_ptr().add(first),
-                            start: start[b * CO..].as_ptr(),
-                            out: out[ox0 * cpad + b * CO..].as_mut_ptr(),
-                            ld: cpad,
-                            valid,
-                        };
-                        if s == 1 {
-                            tile::<1>(args)
-                        } else {
-                            tile::<2>(args)
+    start
+}
+
+/// A convolution over padded planes whose output is computed pixel-major.
+#[cfg(target_arch = "x86_64")]
+struct Core<'a> {
+    /// The padded planes, image after image.
+    xp: &'a [f32],
+    /// Values per image in `xp`.
+    image: usize,
+    /// Each tap's offset from a pixel's first tap.
+    offsets: &'a [usize],
+    /// [`pack_kernel`]'s blocks.
+    packed: &'a [f32],
+    /// [`start_values`].
+    start: &'a [f32],
+    /// Images.
+    n: usize,
+    /// Output rows.
+    ho: usize,
+    /// Output columns.
+    wo: usize,
+    /// Input columns (and rows) between output pixels.
+    stride: usize,
+    /// Padded width.
+    wp: usize,
+    /// Offset within an image of output (0, 0)'s first tap.
+    first: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Core<'_> {
+    /// The output, (N·Ho·Wo) pixels × (blocks·CO) channels, one output row per task.
+    /// Every tap of every pixel of a tile (whole tiles, up to PIX·⌈Wo/PIX⌉ columns) must
+    /// lie inside its image's planes; the callers size the planes so.
+    fn run(&self) -> Vec<f32> {
+        let taps = self.offsets.len();
+        let cpad = self.start.len();
+        let blocks = cpad / CO;
+        let (s, wo) = (self.stride, self.wo);
+        let mut rows = vec![0f32; self.n * self.ho * wo * cpad];
+        rows.par_chunks_mut(wo * cpad)
+            .enumerate()
+            .for_each(|(r, out)| {
+                let (ni, oy) = (r / self.ho, r % self.ho);
+                let image = &self.xp[ni * self.image..][..self.image];
+                for ox0 in (0..wo).step_by(PIX) {
+                    let valid = PIX.min(wo - ox0);
+                    let first = self.first + (oy * s) * self.wp + ox0 * s;
+                    for b in 0..blocks {
+                        // SAFETY: the taps of the tile's pixels lie inside this image's
+                        // planes (the callers' sizes); the kernel block holds taps·CO
+                        // values and the start CO; the tile's `valid` pixels lie inside
+                        // this output row, CO values each at a stride of cpad.
+                        unsafe {
+                            let args = Tile {
+                                offsets: self.offsets,
+                                kernel: self.packed[b * taps * CO..].as_ptr(),
+                                base: image.as_ptr().add(first),
+                                start: self.start[b * CO..].as_ptr(),
+                                out: out[ox0 * cpad + b * CO..].as_mut_ptr(),
+                                ld: cpad,
+                                valid,
+                            };
+                            if s == 1 {
+                                tile::<1>(args)
+                            } else {
+                                tile::<2>(args)
+                            }
                         }
                     }
                 }
-            }
-        });
-    // (N, L, cpad) → (N, Cout, L), in blocks of pixels that stay in L1.
-    let mut y = vec![0f32; n * cout * l];
-    y.par_chunks_mut(cout * l)
+            });
+        rows
+    }
+}
+
+/// Where a pixel-major output goes in NCHW images of h × w: output (q_y, q_x) at
+/// (y0 + step·q_y, x0 + step·q_x).
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    h: usize,
+    w: usize,
+    step: usize,
+    y0: usize,
+    x0: usize,
+}
+
+/// Writes the first `cout` channels of `rows` ((N·ho·wo) × cpad) into y (N, Cout, h, w)
+/// at their places, image by image, in blocks of pixels that stay in L1.
+#[cfg(target_arch = "x86_64")]
+fn place(rows: &[f32], n: usize, cout: usize, ho: usize, wo: usize, y: &mut [f32], at: Place) {
+    let l = ho * wo;
+    let cpad = rows.len() / (n * l).max(1);
+    y.par_chunks_mut(cout * at.h * at.w)
         .zip(rows.par_chunks(l * cpad))
         .for_each(|(dst, src)| {
-            const BLOCK: usize = 64;
-            for l0 in (0..l).step_by(BLOCK) {
-                let len = BLOCK.min(l - l0);
+            for qy in 0..ho {
+                let line = (at.y0 + at.step * qy) * at.w + at.x0;
+                let pixels = &src[qy * wo * cpad..][..wo * cpad];
                 for co in 0..cout {
-                    let d = &mut dst[co * l + l0..][..len];
-                    for (i, v) in d.iter_mut().enumerate() {
-                        *v = src[(l0 + i) * cpad + co];
+                    let plane = &mut dst[co * at.h * at.w + line..];
+                    for (qx, px) in pixels.chunks_exact(cpad).enumerate() {
+                        plane[at.step * qx] = px[co];
                     }
                 }
             }
         });
-    y
 }
 
 /// One tile's operands (see [`tile`]).
@@ -240,10 +484,10 @@ pub(crate) fn kernel_grad(
         let taps = g.c * g.k * g.k;
         let l = g.ho * g.wo;
         let sizes_fit = a.len() == n * rows * l && b.len() == n * g.c * g.h * g.w;
-        if !available() || !sizes_fit || !(g.stride == 1 || g.stride == 2) {
+        if !available() || !sizes_fit || !(g.stride == 1 || g.stride == 2) || rows < MIN_CHANNELS {
             return None;
         }
-        if n == 0 || rows == 0 || taps == 0 || l == 0 {
+        if n == 0 || taps == 0 || l == 0 {
             return Some(vec![0.0; rows * taps]);
         }
         Some(kernel_grad_avx512(a, rows, b, n, g))
@@ -278,7 +522,10 @@ fn kernel_grad_avx512(a: &[f32], rows: usize, b: &[f32], n: usize, g: Unfold) ->
             let mut at = vec![0f32; l * rpad];
             for ni in part * per..((part + 1) * per).min(n) {
                 let image = &b[ni * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                for (dst, src) in xp.chunks_exact_mut(plane).zip(image.chunks_exact(g.h * g.w)) {
+                for (dst, src) in xp
+                    .chunks_exact_mut(plane)
+                    .zip(image.chunks_exact(g.h * g.w))
+                {
                     for (iy, row) in src.chunks_exact(g.w).enumerate() {
                         dst[(iy + p) * wp + p..][..g.w].copy_from_slice(row);
                     }
@@ -438,9 +685,12 @@ mod tests {
             let x = values(n * c * h * w, 1);
             let kern = values(cout * c * k * k, 2);
             let bias = values(cout, 3);
-            let Some(got) = conv(&x, &kern, Some(&bias), n, cout, g) else {
-                panic!("no result for {g:?}");
-            };
+            // The kernels themselves, below the channel count the wrappers send elsewhere.
+            assert_eq!(
+                conv(&x, &kern, Some(&bias), n, cout, g).is_some(),
+                cout >= MIN_CHANNELS
+            );
+            let got = conv_avx512(&x, &kern, Some(&bias), n, cout, g);
             assert_eq!(got.len(), n * cout * ho * wo);
             for ni in 0..n {
                 for co in 0..cout {
@@ -473,6 +723,70 @@ mod tests {
                 }
             }
         }
+        // Transposed convolutions (stride 2), as the adjoints of convolutions from
+        // (cout, h, w): even and odd output sizes (the odd ones are a convolution input's
+        // gradient whose last row no output reads), k = 2, 3, 4, padding 0 to 2, a row
+        // of classes longer than a tile.
+        for (n, cin, cout, h, w, k, padding) in [
+            (1, 3, 5, 8, 8, 4, 1),
+            (2, 33, 4, 9, 7, 4, 1),
+            (3, 2, 17, 7, 10, 3, 1),
+            (1, 5, 3, 6, 5, 2, 0),
+            (2, 4, 40, 11, 41, 4, 2),
+            (1, 1, 2, 5, 5, 4, 0),
+        ] {
+            let ho = (h + 2 * padding - k) / 2 + 1;
+            let wo = (w + 2 * padding - k) / 2 + 1;
+            let a = Unfold {
+                c: cout,
+                h,
+                w,
+                k,
+                stride: 2,
+                padding,
+                ho,
+                wo,
+            };
+            let x = values(n * cin * ho * wo, 6);
+            let kern = values(cin * cout * k * k, 7);
+            let bias = values(cout, 8);
+            assert_eq!(
+                transposed(&x, &kern, Some(&bias), n, cin, a).is_some(),
+                cout >= MIN_CHANNELS && wo >= PIX
+            );
+            let got = transposed_avx512(&x, &kern, Some(&bias), n, cin, a);
+            let mut want = vec![0f64; n * cout * h * w];
+            for ni in 0..n {
+                for co in 0..cout {
+                    for v in &mut want[(ni * cout + co) * h * w..][..h * w] {
+                        *v = bias[co] as f64;
+                    }
+                    for ci in 0..cin {
+                        for iy in 0..ho {
+                            for ix in 0..wo {
+                                for ky in 0..k {
+                                    for kx in 0..k {
+                                        let oy = (iy * 2 + ky) as isize - padding as isize;
+                                        let ox = (ix * 2 + kx) as isize - padding as isize;
+                                        if oy < 0 || ox < 0 || oy >= h as isize || ox >= w as isize
+                                        {
+                                            continue;
+                                        }
+                                        want[((ni * cout + co) * h + oy as usize) * w
+                                            + ox as usize] +=
+                                            x[((ni * cin + ci) * ho + iy) * wo + ix] as f64
+                                                * kern[((ci * cout + co) * k + ky) * k + kx] as f64;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (i, (&v, &wv)) in got.iter().zip(&want).enumerate() {
+                assert!((v as f64 - wv).abs() < 1e-4, "{a:?} at {i}: {v} vs {wv}");
+            }
+        }
         // Strides other than 1 and 2, and sizes that do not fit, are left to the caller.
         // (Checked below, after the kernel gradient.)
         for (n, c, h, w, k, stride, padding, rows) in cases {
@@ -491,9 +805,11 @@ mod tests {
             let (l, taps) = (ho * wo, c * k * k);
             let x = values(n * c * h * w, 4);
             let dy = values(n * rows * l, 5);
-            let Some(got) = kernel_grad(&dy, rows, &x, n, g) else {
-                panic!("no kernel gradient for {g:?}");
-            };
+            assert_eq!(
+                kernel_grad(&dy, rows, &x, n, g).is_some(),
+                rows >= MIN_CHANNELS
+            );
+            let got = kernel_grad_avx512(&dy, rows, &x, n, g);
             for r in 0..rows {
                 for t in 0..taps {
                     let (ci, ky, kx) = (t / (k * k), (t / k) % k, t % k);
@@ -507,13 +823,15 @@ mod tests {
                                     continue;
                                 }
                                 want += dy[(ni * rows + r) * l + oy * wo + ox] as f64
-                                    * x[((ni * c + ci) * h + iy as usize) * w + ix as usize]
-                                        as f64;
+                                    * x[((ni * c + ci) * h + iy as usize) * w + ix as usize] as f64;
                             }
                         }
                     }
                     let v = got[r * taps + t] as f64;
-                    assert!((v - want).abs() < 1e-3, "{g:?} row {r} tap {t}: {v} vs {want}");
+                    assert!(
+                        (v - want).abs() < 1e-3,
+                        "{g:?} row {r} tap {t}: {v} vs {want}"
+                    );
                 }
             }
         }

@@ -636,6 +636,11 @@ impl candle_core::CustomOp2 for ConvInputGrad {
             [s1, s2],
             [l1, l2],
             |[w, dy]| {
+                // ∂x is the transposed convolution of ∂y with the kernel: the direct
+                // kernel's classes where it runs, no column matrix and no col2im.
+                if let Some(dx) = super::direct::transposed(dy, w, None, n, cout, unfold_view(g)?) {
+                    return Ok(dx);
+                }
                 let dcols = match conv_dcols_own(w, dy, n, cout, g, l) {
                     Some(d) => d,
                     None => conv_dcols(w, dy, n, cout, g, l)?,
@@ -1058,6 +1063,11 @@ impl candle_core::CustomOp3 for ConvTranspose2dOp {
             [l1, l2, l3],
             |t| {
                 let (h, w) = a.out()?;
+                if let Some(y) =
+                    super::direct::transposed(t[0], t[1], Some(t[2]), n, cin, unfold_view(a)?)
+                {
+                    return Ok(y);
+                }
                 match deconv_patches_own(t[0], t[1], n, cin, h * w, a.row())? {
                     Some(patches) => Ok(col2im_from(&patches, n, a, h, w, Some(t[2]))),
                     None => deconv_forward(t, n, cin, a, &self.saved, |v, s| {
@@ -1273,8 +1283,15 @@ mod tests {
     ];
 
     /// Past the product's blocking: taps past its depth block (C·k·k > 256), more output
-    /// channels than a register tile, rows of pixels wider than it, several images.
-    const LARGE: [Case; 2] = [(3, 33, 40, 12, 10, 4, 2, 1), (2, 64, 9, 16, 13, 3, 1, 1)];
+    /// channels than a register tile, rows of pixels wider than it, several images; the
+    /// last one large enough for every direct kernel (src/nn/direct.rs) — the forward
+    /// pass, the kernel gradient and the input gradient by classes — with an input row
+    /// that no output reads (19 + 2 − 4 is odd).
+    const LARGE: [Case; 3] = [
+        (3, 33, 40, 12, 10, 4, 2, 1),
+        (2, 64, 9, 16, 13, 3, 1, 1),
+        (2, 24, 32, 19, 20, 4, 2, 1),
+    ];
 
     /// <a, b> as f64.
     fn dot(a: &Tensor, b: &Tensor) -> f64 {
