@@ -27,6 +27,9 @@ use rayon::prelude::*;
 const PIX: usize = 8;
 /// Output channels per tile (two vectors of 16).
 const CO: usize = 32;
+/// Multiply-adds below which a product runs on the calling thread (values to copy: a
+/// sixteenth of it).
+const PARALLEL_MIN: usize = 1 << 21;
 /// Fewer output channels than this leave too many of a tile's lanes empty: the packed
 /// product is faster (Cout = 3: 3× slower here than there).
 const MIN_CHANNELS: usize = 24;
@@ -208,13 +211,23 @@ fn transposed_avx512(
             let taps = cin * kjy * kjx;
             let offsets = tap_offsets(cin, kjy, kjx, hp, wp);
             // Tap (ci, jy, jx) of the class is the kernel's (ci, co, ry + s·(kjy − 1 − jy),
-            // rx + s·(kjx − 1 − jx)).
-            let packed = pack_kernel(cout, taps, |co, t| {
-                let (ci, jy, jx) = (t / (kjy * kjx), (t / kjx) % kjy, t % kjx);
-                let ky = ry + s * (kjy - 1 - jy);
-                let kx = rx + s * (kjx - 1 - jx);
-                w[((ci * cout + co) * k + ky) * k + kx]
-            });
+            // rx + s·(kjx − 1 − jx)), packed as by `pack_kernel` (without its divisions:
+            // at batch 1 they were a fifth of a decode).
+            let mut packed = vec![0f32; cout.div_ceil(CO) * taps * CO];
+            let mut t = 0;
+            for ci in 0..cin {
+                for jy in 0..kjy {
+                    for jx in 0..kjx {
+                        let ky = ry + s * (kjy - 1 - jy);
+                        let kx = rx + s * (kjx - 1 - jx);
+                        for co in 0..cout {
+                            packed[((co / CO) * taps + t) * CO + co % CO] =
+                                w[((ci * cout + co) * k + ky) * k + kx];
+                        }
+                        t += 1;
+                    }
+                }
+            }
             // Output q's first tap reads padded row q − kjy + 1 + pad.
             let first = (qy0 + pad + 1 - kjy) * wp + (qx0 + pad + 1 - kjx);
             let core = Core {
@@ -258,11 +271,16 @@ fn padded(
     wp: usize,
 ) -> Vec<f32> {
     let mut xp = vec![0f32; planes * hp * wp];
-    xp.par_chunks_mut(hp * wp).enumerate().for_each(|(q, dst)| {
+    let copy = |(q, dst): (usize, &mut [f32])| {
         for (iy, row) in x[q * h * w..][..h * w].chunks_exact(w).enumerate() {
             dst[(iy + top) * wp + left..][..w].copy_from_slice(row);
         }
-    });
+    };
+    if xp.len() < PARALLEL_MIN / 16 {
+        xp.chunks_mut(hp * wp).enumerate().for_each(copy);
+    } else {
+        xp.par_chunks_mut(hp * wp).enumerate().for_each(copy);
+    }
     xp
 }
 
@@ -337,38 +355,42 @@ impl Core<'_> {
         let blocks = cpad / CO;
         let (s, wo) = (self.stride, self.wo);
         let mut rows = vec![0f32; self.n * self.ho * wo * cpad];
-        rows.par_chunks_mut(wo * cpad)
-            .enumerate()
-            .for_each(|(r, out)| {
-                let (ni, oy) = (r / self.ho, r % self.ho);
-                let image = &self.xp[ni * self.image..][..self.image];
-                for ox0 in (0..wo).step_by(PIX) {
-                    let valid = PIX.min(wo - ox0);
-                    let first = self.first + (oy * s) * self.wp + ox0 * s;
-                    for b in 0..blocks {
-                        // SAFETY: the taps of the tile's pixels lie inside this image's
-                        // planes (the callers' sizes); the kernel block holds taps·CO
-                        // values and the start CO; the tile's `valid` pixels lie inside
-                        // this output row, CO values each at a stride of cpad.
-                        unsafe {
-                            let args = Tile {
-                                offsets: self.offsets,
-                                kernel: self.packed[b * taps * CO..].as_ptr(),
-                                base: image.as_ptr().add(first),
-                                start: self.start[b * CO..].as_ptr(),
-                                out: out[ox0 * cpad + b * CO..].as_mut_ptr(),
-                                ld: cpad,
-                                valid,
-                            };
-                            if s == 1 {
-                                tile::<1>(args)
-                            } else {
-                                tile::<2>(args)
-                            }
+        let row = |(r, out): (usize, &mut [f32])| {
+            let (ni, oy) = (r / self.ho, r % self.ho);
+            let image = &self.xp[ni * self.image..][..self.image];
+            for ox0 in (0..wo).step_by(PIX) {
+                let valid = PIX.min(wo - ox0);
+                let first = self.first + (oy * s) * self.wp + ox0 * s;
+                for b in 0..blocks {
+                    // SAFETY: the taps of the tile's pixels lie inside this image's
+                    // planes (the callers' sizes); the kernel block holds taps·CO
+                    // values and the start CO; the tile's `valid` pixels lie inside
+                    // this output row, CO values each at a stride of cpad.
+                    unsafe {
+                        let args = Tile {
+                            offsets: self.offsets,
+                            kernel: self.packed[b * taps * CO..].as_ptr(),
+                            base: image.as_ptr().add(first),
+                            start: self.start[b * CO..].as_ptr(),
+                            out: out[ox0 * cpad + b * CO..].as_mut_ptr(),
+                            ld: cpad,
+                            valid,
+                        };
+                        if s == 1 {
+                            tile::<1>(args)
+                        } else {
+                            tile::<2>(args)
                         }
                     }
                 }
-            });
+            }
+        };
+        // Small products (a batch of one) on this thread: waking the pool costs more.
+        if rows.len() * taps < PARALLEL_MIN {
+            rows.chunks_mut(wo * cpad).enumerate().for_each(row);
+        } else {
+            rows.par_chunks_mut(wo * cpad).enumerate().for_each(row);
+        }
         rows
     }
 }
@@ -391,20 +413,27 @@ struct Place {
 fn place(rows: &[f32], n: usize, cout: usize, ho: usize, wo: usize, y: &mut [f32], at: Place) {
     let l = ho * wo;
     let cpad = rows.len() / (n * l).max(1);
-    y.par_chunks_mut(cout * at.h * at.w)
-        .zip(rows.par_chunks(l * cpad))
-        .for_each(|(dst, src)| {
-            for qy in 0..ho {
-                let line = (at.y0 + at.step * qy) * at.w + at.x0;
-                let pixels = &src[qy * wo * cpad..][..wo * cpad];
-                for co in 0..cout {
-                    let plane = &mut dst[co * at.h * at.w + line..];
-                    for (qx, px) in pixels.chunks_exact(cpad).enumerate() {
-                        plane[at.step * qx] = px[co];
-                    }
+    let image = |(dst, src): (&mut [f32], &[f32])| {
+        for qy in 0..ho {
+            let line = (at.y0 + at.step * qy) * at.w + at.x0;
+            let pixels = &src[qy * wo * cpad..][..wo * cpad];
+            for co in 0..cout {
+                let plane = &mut dst[co * at.h * at.w + line..];
+                for (qx, px) in pixels.chunks_exact(cpad).enumerate() {
+                    plane[at.step * qx] = px[co];
                 }
             }
-        });
+        }
+    };
+    if y.len() < PARALLEL_MIN / 16 {
+        y.chunks_mut(cout * at.h * at.w)
+            .zip(rows.chunks(l * cpad))
+            .for_each(image);
+    } else {
+        y.par_chunks_mut(cout * at.h * at.w)
+            .zip(rows.par_chunks(l * cpad))
+            .for_each(image);
+    }
 }
 
 /// One tile's operands (see [`tile`]).
