@@ -589,6 +589,22 @@ unsafe fn pack_a(
         .enumerate()
     {
         let live = MR.min(mc - q * MR);
+        if let Source::Matrix(op) = *a
+            && op.rs == 1
+        {
+            // A transposed matrix (a kernel read as Wᵀ): the panel's MR values at each
+            // depth are contiguous, one short copy each instead of MR strided reads and
+            // a transposition.
+            for (kk, out) in panel.chunks_exact_mut(MR).enumerate() {
+                let (head, tail) = out.split_at_mut(live);
+                // SAFETY: as the caller promised (rows i0 + q·MR .. + live, column p0 + kk).
+                head.copy_from_slice(unsafe {
+                    std::slice::from_raw_parts(op.at(i0 + q * MR, p0 + kk).ptr, live)
+                });
+                tail.fill(0.0);
+            }
+            continue;
+        }
         for (i, seg) in rows.chunks_exact_mut(kc).enumerate() {
             if i < live {
                 // SAFETY: as the caller promised.
@@ -621,6 +637,23 @@ unsafe fn pack_b(b: &Source, r0: usize, kc: usize, j0: usize, nc: usize, dst: &m
         .enumerate()
     {
         let width = NR.min(nc - q * NR);
+        if let Source::Images { ptr, l, image } = *b {
+            // The panel's columns decomposed once (not per row): where they lie in one
+            // image, each row is one contiguous run.
+            let j = j0 + q * NR;
+            let (ni, p) = (j / l, j % l);
+            if p + width <= l {
+                for (kk, out) in panel.chunks_exact_mut(NR).enumerate() {
+                    let (live, pad) = out.split_at_mut(width);
+                    // SAFETY: as the caller promised (row r0 + kk, these columns).
+                    live.copy_from_slice(unsafe {
+                        std::slice::from_raw_parts(ptr.add(ni * image + (r0 + kk) * l + p), width)
+                    });
+                    pad.fill(0.0);
+                }
+                continue;
+            }
+        }
         for (kk, out) in panel.chunks_exact_mut(NR).enumerate() {
             let (live, pad) = out.split_at_mut(width);
             // SAFETY: as the caller promised.
