@@ -105,6 +105,25 @@ fn map2<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     out
 }
 
+/// Two same-shaped contiguous operands of one float dtype, handed to `f32_op` or `f64_op`
+/// (for the binary ops here).
+fn on_pair(
+    what: &str,
+    [s1, s2]: [&CpuStorage; 2],
+    [l1, l2]: [&Layout; 2],
+    f32_op: impl FnOnce(&[f32], &[f32]) -> CpuStorage,
+    f64_op: impl FnOnce(&[f64], &[f64]) -> CpuStorage,
+) -> Result<CpuStorage> {
+    if l1.shape() != l2.shape() {
+        candle_core::bail!("{what} of shapes {:?} and {:?}", l1.shape(), l2.shape());
+    }
+    Ok(match (s1, s2) {
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => f32_op(slice(a, l1)?, slice(b, l2)?),
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => f64_op(slice(a, l1)?, slice(b, l2)?),
+        _ => candle_core::bail!("{what}: F32 or F64 operands of one dtype"),
+    })
+}
+
 /// The leaky ReLU with slope `alpha` for negative inputs (0 for the plain ReLU).
 fn leaky<T: Float>(x: &[T], alpha: f64) -> Vec<T> {
     let (zero, a) = (T::default(), T::from_f64(alpha));
@@ -179,22 +198,14 @@ impl CustomOp2 for ScaleBySign {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        if l1.shape() != l2.shape() {
-            candle_core::bail!(
-                "scale-by-sign of shapes {:?} and {:?}",
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(t), CpuStorage::F32(y)) => {
-                CpuStorage::F32(scale(slice(t, l1)?, slice(y, l2)?, self.0))
-            }
-            (CpuStorage::F64(t), CpuStorage::F64(y)) => {
-                CpuStorage::F64(scale(slice(t, l1)?, slice(y, l2)?, self.0))
-            }
-            _ => candle_core::bail!("scale-by-sign: F32 or F64 operands of one dtype"),
-        };
+        let a = self.0;
+        let out = on_pair(
+            "scale-by-sign",
+            [s1, s2],
+            [l1, l2],
+            |t, y| CpuStorage::F32(scale(t, y, a)),
+            |t, y| CpuStorage::F64(scale(t, y, a)),
+        )?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -282,13 +293,6 @@ fn bce_grad<T: Float>(l: &[T], x: &[T], scale: f64) -> Vec<T> {
     map2(l, x, move |l, x| scale * (l.sigmoid() - x))
 }
 
-fn check_same_shape(what: &str, l1: &Layout, l2: &Layout) -> Result<()> {
-    if l1.shape() != l2.shape() {
-        candle_core::bail!("{what} of shapes {:?} and {:?}", l1.shape(), l2.shape());
-    }
-    Ok(())
-}
-
 impl CustomOp2 for BceWithLogitsSum {
     fn name(&self) -> &'static str {
         "latentflow-bce-with-logits-sum"
@@ -301,16 +305,13 @@ impl CustomOp2 for BceWithLogitsSum {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        check_same_shape("binary cross-entropy", l1, l2)?;
-        let out = match (s1, s2) {
-            (CpuStorage::F32(l), CpuStorage::F32(x)) => {
-                CpuStorage::F32(vec![bce_sum(slice(l, l1)?, slice(x, l2)?) as f32])
-            }
-            (CpuStorage::F64(l), CpuStorage::F64(x)) => {
-                CpuStorage::F64(vec![bce_sum(slice(l, l1)?, slice(x, l2)?)])
-            }
-            _ => candle_core::bail!("binary cross-entropy: F32 or F64 operands of one dtype"),
-        };
+        let out = on_pair(
+            "binary cross-entropy",
+            [s1, s2],
+            [l1, l2],
+            |l, x| CpuStorage::F32(vec![bce_sum(l, x) as f32]),
+            |l, x| CpuStorage::F64(vec![bce_sum(l, x)]),
+        )?;
         Ok((out, Shape::from(())))
     }
 
@@ -350,18 +351,14 @@ impl CustomOp2 for BceGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        check_same_shape("binary cross-entropy gradient", l1, l2)?;
-        let out = match (s1, s2) {
-            (CpuStorage::F32(l), CpuStorage::F32(x)) => {
-                CpuStorage::F32(bce_grad(slice(l, l1)?, slice(x, l2)?, self.0))
-            }
-            (CpuStorage::F64(l), CpuStorage::F64(x)) => {
-                CpuStorage::F64(bce_grad(slice(l, l1)?, slice(x, l2)?, self.0))
-            }
-            _ => candle_core::bail!(
-                "binary cross-entropy gradient: F32 or F64 operands of one dtype"
-            ),
-        };
+        let scale = self.0;
+        let out = on_pair(
+            "binary cross-entropy gradient",
+            [s1, s2],
+            [l1, l2],
+            |l, x| CpuStorage::F32(bce_grad(l, x, scale)),
+            |l, x| CpuStorage::F64(bce_grad(l, x, scale)),
+        )?;
         Ok((out, l1.shape().clone()))
     }
 }
