@@ -9,6 +9,8 @@ use wgpu::util::DeviceExt;
 
 /// Largest latent size and hidden width the shader's private arrays hold.
 pub const MAX_WIDTH: usize = 256;
+/// The shader's `@workgroup_size`.
+const WORKGROUP: u32 = 64;
 
 /// A compiled landscape pipeline on a wgpu device.
 pub struct GpuLandscape {
@@ -22,8 +24,20 @@ fn bytes(v: &[f32]) -> Vec<u8> {
 }
 
 impl GpuLandscape {
-    /// Compiles the shader on `device`.
-    pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+    /// Compiles the shader on `device`; an error where the device runs no compute shaders
+    /// of the shader's workgroup size (OpenGL without compute, e.g. a software GL under
+    /// Xvfb), and the landscape is then computed on the CPU.
+    pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        let limits = device.limits();
+        if limits.max_compute_invocations_per_workgroup < WORKGROUP
+            || limits.max_compute_workgroup_size_x < WORKGROUP
+        {
+            return Err(Error::config(format!(
+                "the wgpu device runs no compute shaders of {WORKGROUP} invocations (its \
+                 limit: {}); the landscape is computed on the CPU",
+                limits.max_compute_invocations_per_workgroup
+            )));
+        }
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("landscape"),
             source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/landscape.wgsl").into()),
@@ -36,11 +50,11 @@ impl GpuLandscape {
             compilation_options: Default::default(),
             cache: None,
         });
-        Self {
+        Ok(Self {
             device,
             queue,
             pipeline,
-        }
+        })
     }
 
     /// A pipeline on the first adapter wgpu finds (a GPU, or llvmpipe's Vulkan on a
@@ -53,7 +67,7 @@ impl GpuLandscape {
         let (device, queue) =
             pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))
                 .map_err(|e| Error::config(format!("no wgpu device: {e}")))?;
-        Ok(Self::new(device, queue))
+        Self::new(device, queue)
     }
 
     /// u^k(·, t) on the slice's grid (row j, column i at j·n + i).
@@ -151,5 +165,14 @@ impl GpuLandscape {
         drop(data);
         staging.unmap();
         Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_limit_checked_is_the_shaders_workgroup_size() {
+        let wgsl = include_str!("../../shaders/landscape.wgsl");
+        assert!(wgsl.contains(&format!("@workgroup_size({})", super::WORKGROUP)));
     }
 }

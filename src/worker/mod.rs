@@ -305,7 +305,8 @@ impl State {
                     Command::ExportGif(req, opts) => self.start_export(req, opts),
                     Command::UseGpu(pair) => {
                         let (device, queue) = *pair;
-                        self.gpu = Some(crate::landscape::GpuLandscape::new(device, queue));
+                        // A device without compute shaders: the CPU landscape.
+                        self.gpu = crate::landscape::GpuLandscape::new(device, queue).ok();
                         self.gpu_tried = true;
                     }
                     Command::Landscape(req) if Some(i) == newest_landscape => self.landscape(&req),
