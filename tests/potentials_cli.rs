@@ -243,3 +243,32 @@ fn vp_score_is_a_json_line() {
     assert!((0.0..=1.0).contains(&mean));
     assert_eq!(v["k"], 3);
 }
+
+#[test]
+fn diversity_is_a_json_line_with_a_cosine_matrix() {
+    let out = ok(&[
+        "eval",
+        "diversity",
+        "--model",
+        s(model()),
+        "--codes",
+        "8",
+        "--steps",
+        "3",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["k"], 3);
+    let rows = v["cosines"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (i, row) in rows.iter().enumerate() {
+        let row = row.as_array().unwrap();
+        assert_eq!(row.len(), 3);
+        assert!((row[i].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    }
+    let max = v["max_abs_cosine"].as_f64().unwrap();
+    assert!((0.0..=1.0 + 1e-9).contains(&max));
+    assert_eq!(v["path_length"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["wave_speeds"].as_array().map(Vec::len), Some(3));
+    let e = fails(&["eval", "diversity", "--model", s(model()), "--codes", "0"]);
+    assert!(e.contains("at least one starting code"), "{e}");
+}

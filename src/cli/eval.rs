@@ -1,7 +1,7 @@
-//! `latentflow eval vp`.
+//! `latentflow eval vp` and `eval diversity`.
 
 use super::potentials::resolve_potentials;
-use super::{EvalVpArgs, device};
+use super::{EvalDiversityArgs, EvalVpArgs, device};
 use crate::eval::vp::{VpConfig, vp_score};
 use crate::methods::{PotentialFlow, Traversal};
 use crate::store::{load_generator, load_potentials};
@@ -60,6 +60,70 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
         "vp_std": std,
         "chance": 1.0 / flow.directions() as f64,
     });
+    println!("{line}");
+    Ok(())
+}
+
+/// Prints the diversity of a set of directions as one JSON line, and a table of it on
+/// stderr: the K×K cosines between mean displacements, the largest off the diagonal, the
+/// mean displacement, path length and straightness per direction, and the wave speeds
+/// |c_k| of a PDE set.
+pub fn diversity(args: EvalDiversityArgs) -> Result<()> {
+    use crate::eval::diversity::{DiversityConfig, diversity};
+    use crate::models::Generator;
+    let dev = device()?;
+    let g = load_generator(&args.source.model, &dev)?;
+    let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
+    let pots = load_potentials(&pot_dir, &g, &dev)?;
+    let speeds: Option<Vec<f64>> = match pots.potentials.config().kind {
+        crate::models::potential::PotentialKind::Pde => Some(
+            pots.potentials
+                .wave_speed()
+                .to_dtype(candle_core::DType::F64)?
+                .abs()?
+                .to_vec1::<f64>()?,
+        ),
+        crate::models::potential::PotentialKind::Linear => None,
+    };
+    let flow = PotentialFlow::new(pots.potentials);
+    let cfg = DiversityConfig {
+        codes: args.codes,
+        steps: args.steps,
+        seed: args.seed,
+    };
+    let r = diversity(&flow, g.model.prior(), &cfg, &dev)?;
+    eprintln!(
+        "{} ({}, K = {}): largest |cos| between mean displacements {:.3}",
+        pot_dir.display(),
+        flow.method(),
+        flow.directions(),
+        r.max_abs_cosine
+    );
+    eprintln!("  k  displacement  path length  length/displacement  cosines with 0..K");
+    for k in 0..flow.directions() {
+        let row: Vec<String> = r.cosines[k].iter().map(|c| format!("{c:+.2}")).collect();
+        eprintln!(
+            "{k:3}  {:12.3}  {:11.3}  {:19.3}  {}",
+            r.displacement[k],
+            r.path_length[k],
+            r.length_over_displacement[k],
+            row.join(" ")
+        );
+    }
+    let mut line = serde_json::to_value(&r)?;
+    if let Some(m) = line.as_object_mut() {
+        m.insert(
+            "model".into(),
+            args.source.model.display().to_string().into(),
+        );
+        m.insert("potentials".into(), pot_dir.display().to_string().into());
+        m.insert("method".into(), flow.method().into());
+        m.insert("k".into(), flow.directions().into());
+        m.insert("codes".into(), args.codes.into());
+        m.insert("steps".into(), args.steps.into());
+        m.insert("seed".into(), args.seed.into());
+        m.insert("wave_speeds".into(), serde_json::to_value(speeds)?);
+    }
     println!("{line}");
     Ok(())
 }

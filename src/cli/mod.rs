@@ -383,6 +383,26 @@ pub struct ExportGifArgs {
 pub enum EvalCommand {
     /// VP score: accuracy of a small CNN telling which potential made (x_0, x_T).
     Vp(EvalVpArgs),
+    /// Whether the directions are distinct: cosines between their mean displacements,
+    /// path lengths and straightness, wave speeds.
+    Diversity(EvalDiversityArgs),
+}
+
+/// Arguments of `eval diversity`.
+#[derive(Debug, Args)]
+pub struct EvalDiversityArgs {
+    /// The generator and its potentials.
+    #[command(flatten)]
+    pub source: PotentialSource,
+    /// Starting codes z_0 (the same for every direction).
+    #[arg(long, default_value_t = 64)]
+    pub codes: usize,
+    /// Steps T.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Seed of the starting codes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Arguments of `eval vp`.
@@ -524,5 +544,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Traverse(args)) => potentials::traverse(args),
         Some(Command::ExportGif(args)) => export::export_gif_cmd(args),
         Some(Command::Eval(EvalCommand::Vp(args))) => eval::vp(args),
+        Some(Command::Eval(EvalCommand::Diversity(args))) => eval::diversity(args),
     }
 }

@@ -1,3 +1,4 @@
 //! Metrics of traversal methods.
 
+pub mod diversity;
 pub mod vp;
