@@ -74,6 +74,19 @@ fn training_writes_potentials_strips_and_log() {
         (strips.width(), strips.height()),
         (4 * 64 + 3 * 2, 3 * 64 + 2 * 2)
     );
+    // The log carries the collapse diagnostic: the largest |cos| between the potentials'
+    // mean displacements, in [0, 1] on every row.
+    let log = std::fs::read_to_string(p.join("loss.csv")).unwrap();
+    let mut lines = log.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "max_cos").unwrap();
+    let mut rows = 0;
+    for line in lines {
+        let v: f64 = line.split(',').nth(col).unwrap().parse().unwrap();
+        assert!((0.0..=1.0 + 1e-9).contains(&v), "{line}");
+        rows += 1;
+    }
+    assert!(rows > 0);
 }
 
 #[test]

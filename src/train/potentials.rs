@@ -475,6 +475,7 @@ pub fn train_potentials(
         device,
     )?;
     let mut run = PotentialJob {
+        max_cos: None,
         trainer,
         saver: Saver {
             cfg,
@@ -499,10 +500,36 @@ pub fn train_potentials(
     })
 }
 
+/// Iterations between two measurements of the directions' diversity while training.
+const DIVERSITY_EVERY: u64 = 10;
+
 /// The potential run as [`job::run`] drives it.
 struct PotentialJob<'a> {
     trainer: PotentialTrainer,
     saver: Saver<'a>,
+    /// The last `max_cos` measured (see [`PotentialJob::max_cos`]).
+    max_cos: Option<f64>,
+}
+
+impl PotentialJob<'_> {
+    /// The largest |cos| between the K potentials' mean displacements z_T − z_0 from 16
+    /// fixed codes ([`crate::eval::diversity`]): near 1 when two potentials collapsed onto
+    /// one axis.
+    fn max_cos(&self) -> Result<f64> {
+        let cfg = self.saver.cfg;
+        let flow = crate::methods::PotentialFlow::new(self.trainer.potentials().clone());
+        let d = crate::eval::diversity::diversity(
+            &flow,
+            self.saver.generator.config.prior,
+            &crate::eval::diversity::DiversityConfig {
+                codes: 16,
+                steps: cfg.steps,
+                seed: cfg.seed ^ 0xd1,
+            },
+            self.saver.strip_z.device(),
+        )?;
+        Ok(d.max_abs_cosine)
+    }
 }
 
 impl job::Steps for PotentialJob<'_> {
@@ -510,8 +537,20 @@ impl job::Steps for PotentialJob<'_> {
         let cfg = self.saver.cfg;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
         rng.set_stream(iteration);
-        self.trainer
-            .step(&self.saver.generator.model, cfg, &mut rng)
+        let mut values = self
+            .trainer
+            .step(&self.saver.generator.model, cfg, &mut rng)?;
+        // Measured every DIVERSITY_EVERY iterations (the last value in between), when there
+        // are two potentials to compare.
+        if cfg.k >= 2 {
+            let v = match self.max_cos {
+                Some(v) if !iteration.is_multiple_of(DIVERSITY_EVERY) => v,
+                _ => self.max_cos()?,
+            };
+            self.max_cos = Some(v);
+            values.push(("max_cos".to_string(), v));
+        }
+        Ok(values)
     }
 
     fn save(&mut self, iteration: u64, log: &[LogRow], elapsed_s: f64) -> Result<()> {

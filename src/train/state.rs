@@ -146,12 +146,22 @@ pub fn peek_model(path: &Path) -> Result<String> {
 /// The largest safetensors header (the safetensors crate's own limit).
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
-/// Writes the log as CSV (`iteration,elapsed_s,<terms...>`) atomically.
+/// Writes the log as CSV (`iteration,elapsed_s,<terms...>`) atomically. The columns are
+/// every term any row has, in order of first appearance; a row without one (a run resumed
+/// from a version that did not log it) leaves its cell empty.
 pub fn write_log_csv(path: &Path, log: &[LogRow]) -> Result<()> {
+    let mut names: Vec<&str> = Vec::new();
+    for row in log {
+        for (name, _) in &row.values {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
     let mut out = String::new();
-    if let Some(first) = log.first() {
+    if !log.is_empty() {
         out.push_str("iteration,elapsed_s");
-        for (name, _) in &first.values {
+        for name in &names {
             out.push(',');
             out.push_str(name);
         }
@@ -159,8 +169,11 @@ pub fn write_log_csv(path: &Path, log: &[LogRow]) -> Result<()> {
     }
     for row in log {
         out.push_str(&format!("{},{:.3}", row.iteration, row.elapsed_s));
-        for (_, v) in &row.values {
-            out.push_str(&format!(",{v:.6}"));
+        for name in &names {
+            out.push(',');
+            if let Some((_, v)) = row.values.iter().find(|(n, _)| n == name) {
+                out.push_str(&format!("{v:.6}"));
+            }
         }
         out.push('\n');
     }
@@ -170,6 +183,28 @@ pub fn write_log_csv(path: &Path, log: &[LogRow]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_has_every_column_and_empty_cells_for_missing_terms() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loss.csv");
+        let row = |iteration: u64, values: &[(&str, f64)]| LogRow {
+            iteration,
+            elapsed_s: 0.5,
+            values: values.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+        };
+        let log = vec![
+            row(10, &[("loss", 1.0)]),
+            row(20, &[("loss", 0.5), ("max_cos", 0.25)]),
+        ];
+        write_log_csv(&path, &log)?;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "iteration,elapsed_s,loss,max_cos\n10,0.500,1.000000,\n20,0.500,0.500000,0.250000\n"
+        );
+        Ok(())
+    }
 
     #[test]
     fn roundtrip_keeps_progress_log_and_tensors() -> Result<()> {
