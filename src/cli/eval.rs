@@ -78,7 +78,7 @@ pub fn diversity(args: EvalDiversityArgs) -> Result<()> {
     let speeds: Option<Vec<f64>> = match pots.potentials.config().kind {
         crate::models::potential::PotentialKind::Pde => Some(
             pots.potentials
-                .wave_speed()
+                .speeds()?
                 .to_dtype(candle_core::DType::F64)?
                 .abs()?
                 .to_vec1::<f64>()?,

@@ -269,6 +269,10 @@ pub struct TrainPotentialsArgs {
     /// Step length of linear potentials.
     #[arg(long, default_value_t = 0.5)]
     pub linear_step: f64,
+    /// Keep the wave speeds above this floor (c_k = floor + softplus(ρ_k), in [0, 1));
+    /// without it they are free and can drift to 0.
+    #[arg(long)]
+    pub wave_speed_floor: Option<f64>,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -45,6 +45,7 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     cfg.time_dim = args.time_dim;
     cfg.final_tanh = !args.no_final_tanh;
     cfg.linear_step = args.linear_step;
+    cfg.wave_speed_floor = args.wave_speed_floor;
     cfg.seed = args.seed;
     cfg.checkpoint_every = args.checkpoint_every;
     cfg.restart = args.restart;

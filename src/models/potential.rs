@@ -72,6 +72,12 @@ pub struct PotentialConfig {
     /// Display names, one per potential (editable; default "potential k").
     #[serde(default)]
     pub names: Vec<String>,
+    /// A floor c_min for the wave speeds: the stored `wave_speed` is then ρ_k and
+    /// c_k = c_min + softplus(ρ_k) > c_min, starting at 1 (without one, the stored value is
+    /// c_k itself, free to drift to 0 and remove the wave equation's coupling of space and
+    /// time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave_speed_floor: Option<f64>,
 }
 
 impl PotentialConfig {
@@ -86,6 +92,7 @@ impl PotentialConfig {
             final_tanh: true,
             step: 0.5,
             names: (0..k).map(|i| format!("potential {i}")).collect(),
+            wave_speed_floor: None,
         }
     }
 
@@ -109,6 +116,13 @@ impl PotentialConfig {
         }
         if !(self.step.is_finite() && self.step > 0.0) {
             return Err(Error::config("the linear step must be positive"));
+        }
+        if let Some(floor) = self.wave_speed_floor
+            && !(floor.is_finite() && (0.0..1.0).contains(&floor))
+        {
+            return Err(Error::config(format!(
+                "the wave speed floor must be in [0, 1) (the speeds start at 1), not {floor}"
+            )));
         }
         if !self.names.is_empty() && self.names.len() != self.k {
             return Err(Error::config(format!(
@@ -300,7 +314,12 @@ impl Potentials {
             }
             PotentialKind::Linear => vec![p.normal("direction", (k, d), 0.0, 1.0)?],
         };
-        let wave_speed = p.constant("wave_speed", k, 1.0)?;
+        // c_k = 1 at the start: the stored value itself, or ρ with c_min + softplus(ρ) = 1.
+        let start = match cfg.wave_speed_floor {
+            Some(floor) => (1.0 - floor).exp_m1().ln(),
+            None => 1.0,
+        };
+        let wave_speed = p.constant("wave_speed", k, start)?;
         let half = e / 2;
         let omega: Vec<f64> = (0..half)
             .map(|i| 10000f64.powf(-(i as f64) / (half as f64 - 1.)))
@@ -666,9 +685,22 @@ impl Potentials {
         Ok(if self.cfg.final_tanh { v.tanh()? } else { v })
     }
 
+    /// The wave speeds c_k (K): the stored values, or c_min + softplus(ρ_k) with a floor.
+    pub fn speeds(&self) -> Result<Tensor> {
+        Ok(match self.cfg.wave_speed_floor {
+            // softplus(ρ) = log(1 + e^ρ), stably: max(ρ, 0) + log(1 + e^{−|ρ|}).
+            Some(floor) => {
+                let rho = &self.wave_speed;
+                let tail = rho.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
+                ((rho.relu()? + tail)? + floor)?
+            }
+            None => self.wave_speed.clone(),
+        })
+    }
+
     /// The wave-equation residual f = ∂²_t u − c_k² Δ_z u (B).
     pub fn residual(&self, eval: &PotentialEval, k: usize) -> Result<Tensor> {
-        let c2 = self.wave_speed.narrow(0, k, 1)?.sqr()?;
+        let c2 = self.speeds()?.narrow(0, k, 1)?.sqr()?;
         Ok((&eval.d2u_dt2 - eval.laplacian.broadcast_mul(&c2)?)?)
     }
 
@@ -717,6 +749,47 @@ mod tests {
         cfg.time_dim = 8;
         cfg.final_tanh = final_tanh;
         Potentials::new(&p, &cfg).unwrap()
+    }
+
+    #[test]
+    fn a_wave_speed_floor_starts_at_one_and_holds_below() -> Result<()> {
+        let p = Params::new(1, &Device::Cpu).with_dtype(DType::F64)?;
+        let mut cfg = PotentialConfig::new(PotentialKind::Pde, 3, 4);
+        cfg.hidden = 8;
+        cfg.time_dim = 8;
+        for bad in [-0.1, 1.0, f64::NAN] {
+            cfg.wave_speed_floor = Some(bad);
+            assert!(cfg.validate().is_err(), "{bad}");
+        }
+        cfg.wave_speed_floor = Some(0.3);
+        cfg.validate()?;
+        let pot = Potentials::new(&p, &cfg)?;
+        // (The start value passes through f32 in the parameter store.)
+        for c in pot.speeds()?.to_vec1::<f64>()? {
+            assert!((c - 1.0).abs() < 1e-6, "{c}");
+        }
+        // However far ρ is pushed down, c stays above the floor; pushed up, c ≈ ρ.
+        let vars = p.trainable_vars()?;
+        let Some((_, rho)) = vars.iter().find(|(n, _)| n.ends_with("wave_speed")) else {
+            panic!(
+                "no wave speed variable in {:?}",
+                vars.iter().map(|v| &v.0).collect::<Vec<_>>()
+            );
+        };
+        rho.set(&Tensor::new(&[-50f64, 0.0, 40.0], &Device::Cpu)?)?;
+        let c = pot.speeds()?.to_vec1::<f64>()?;
+        assert!((c[0] - 0.3).abs() < 1e-12, "{c:?}");
+        assert!((c[1] - (0.3 + 2f64.ln())).abs() < 1e-12, "{c:?}");
+        assert!((c[2] - 40.3).abs() < 1e-9, "{c:?}");
+        // The residual uses c: ∂²_t u − c² Δu, checked against the parts.
+        let z = randn64(&[2, 4], 5)?;
+        let t = Tensor::new(&[0.5f64, 2.0], &Device::Cpu)?;
+        let ev = pot.eval(&z, &t, 1)?;
+        let want = (&ev.d2u_dt2 - (&ev.laplacian * (0.3 + 2f64.ln()).powi(2))?)?;
+        let got = pot.residual(&ev, 1)?;
+        let diff = (got - want)?.abs()?.max(0)?.to_scalar::<f64>()?;
+        assert!(diff < 1e-12, "{diff}");
+        Ok(())
     }
 
     fn scalar_u(pot: &Potentials, z: &[f64], t: f64, k: usize) -> f64 {

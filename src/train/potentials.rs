@@ -101,6 +101,9 @@ pub struct PotentialTrainConfig {
     pub final_tanh: bool,
     /// Step length of linear potentials.
     pub linear_step: f64,
+    /// A floor for the wave speeds (see [`PotentialConfig::wave_speed_floor`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave_speed_floor: Option<f64>,
     /// Random seed.
     pub seed: u64,
     /// Iterations between checkpoints.
@@ -137,6 +140,7 @@ impl PotentialTrainConfig {
             time_dim: 32,
             final_tanh: true,
             linear_step: 0.5,
+            wave_speed_floor: None,
             seed: 0,
             checkpoint_every: 100,
             log_every: 10,
@@ -213,6 +217,7 @@ impl PotentialTrainConfig {
         cfg.time_dim = self.time_dim;
         cfg.final_tanh = self.final_tanh;
         cfg.step = self.linear_step;
+        cfg.wave_speed_floor = self.wave_speed_floor;
         cfg
     }
 }
@@ -349,7 +354,7 @@ impl PotentialTrainer {
             ("acc".to_string(), acc),
             (
                 "wave_speed".to_string(),
-                scalar(&self.potentials.wave_speed().mean_all()?)?,
+                scalar(&self.potentials.speeds()?.mean_all()?)?,
             ),
         ];
         // Name the first bad term (the total is bad whenever a term is).
