@@ -257,6 +257,10 @@ pub struct TrainPotentialsArgs {
     /// Same as --jacobian log (kept so recorded commands stay valid).
     #[arg(long, hide = true)]
     pub log_jacobian: bool,
+    /// Where the Jacobian term is evaluated: current ((z_t, t), including t = 0, where the
+    /// initial condition wants ∇u = 0) or next ((z_{t+1}, t+1), as the reference code).
+    #[arg(long, default_value = "current", value_parser = ["current", "next"])]
+    pub jacobian_at: String,
     /// Hidden width of each potential.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,

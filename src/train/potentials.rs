@@ -93,6 +93,10 @@ pub struct PotentialTrainConfig {
     /// L_J = −log ‖J ∇u‖² instead of −‖J ∇u‖².
     #[serde(default)]
     pub log_jacobian: bool,
+    /// Evaluate L_J at the next point (z_{t+1}, t+1) rather than at (z_t, t): never at
+    /// t = 0, where the initial condition L_u wants ∇u = 0 and the two terms fight.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jacobian_at_next: bool,
     /// Hidden width of each potential.
     pub hidden: usize,
     /// Time-embedding size.
@@ -136,6 +140,7 @@ impl PotentialTrainConfig {
             negative: false,
             groups: 4,
             log_jacobian: true,
+            jacobian_at_next: false,
             hidden: 128,
             time_dim: 32,
             final_tanh: true,
@@ -316,6 +321,7 @@ impl PotentialTrainer {
             Tensor::zeros((), DType::F32, &dev)?,
         );
         let (mut zs, mut steps, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        let mut next_steps = Vec::new();
         for (g, &k) in ks.iter().cycle().take(groups).enumerate() {
             let size = b / groups + usize::from(g < b % groups);
             let z0 = sample_latents(gcfg.prior, size, gcfg.latent, rng, &dev)?;
@@ -323,13 +329,27 @@ impl PotentialTrainer {
             let share = size as f64 / b as f64;
             l_u = (l_u + (terms.l_u * share)?)?;
             l_f = (l_f + (terms.l_f * share)?)?;
+            if cfg.jacobian_at_next {
+                // ±∇u(z_{t+1}, t+1), with gradient through z_{t+1} = z_t + step.
+                let z1 = (&terms.z_t + &terms.step)?;
+                let t1 = Tensor::full((t + 1) as f32, size, &dev)?;
+                next_steps.push((self.potentials.grad(&z1, &t1, k)? * sign)?);
+            }
             zs.push(terms.z_t);
             steps.push(terms.step);
             labels.extend(std::iter::repeat_n(k as u32, size));
         }
         let z = Tensor::cat(&zs, 0)?;
         let v = Tensor::cat(&steps, 0)?;
-        let (x_t, jv) = generator.jvp(&z, &v)?;
+        // The Jacobian term's point and direction, and the classifier's pair (x_t, x_{t+1}).
+        let (x_t, x_next, jv) = if cfg.jacobian_at_next {
+            let z1 = (&z + &v)?;
+            let (x_next, jv) = generator.jvp(&z1, &Tensor::cat(&next_steps, 0)?)?;
+            (generator.decode(&z)?, x_next, jv)
+        } else {
+            let (x_t, jv) = generator.jvp(&z, &v)?;
+            (x_t, generator.decode(&(&z + &v)?)?, jv)
+        };
         // −‖J_G(z_t) ∇u‖² per code (summed over pixels), averaged over the batch; or its
         // logarithm, whose pull does not vanish as ∇u → 0.
         let norm_sq = jv.sqr()?.flatten_from(1)?.sum(1)?;
@@ -338,7 +358,6 @@ impl PotentialTrainer {
         } else {
             norm_sq.mean_all()?.neg()?
         };
-        let x_next = generator.decode(&(&z + &v)?)?;
         let labels = Tensor::new(labels, &dev)?;
         let logits = self.classifier.forward(&x_t.detach(), &x_next)?;
         let (l_k, acc) = cross_entropy(&logits, &labels)?;
@@ -659,13 +678,16 @@ mod tests {
     fn iterations_report_finite_terms_and_move_the_weights() {
         let dev = Device::Cpu;
         let g = tiny_generator(&dev);
-        for (kind, log_jacobian) in [
-            (PotentialKind::Pde, false),
-            (PotentialKind::Pde, true),
-            (PotentialKind::Linear, false),
+        for (kind, log_jacobian, at_next) in [
+            (PotentialKind::Pde, false, false),
+            (PotentialKind::Pde, true, false),
+            (PotentialKind::Pde, true, true),
+            (PotentialKind::Linear, false, false),
+            (PotentialKind::Linear, true, true),
         ] {
             let mut cfg = config(kind);
             cfg.log_jacobian = log_jacobian;
+            cfg.jacobian_at_next = at_next;
             let arch = cfg.architecture(3);
             let mut tr = PotentialTrainer::new(&arch, 1, 64, 1e-2, 0, &dev).unwrap();
             let before: BTreeMap<String, Tensor> = tr
