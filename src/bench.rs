@@ -106,7 +106,7 @@ pub fn potential_bench(reps: usize, device: &Device) -> Result<PotentialBench> {
     let mut trainer = PotentialTrainer::new(&arch, 3, 64, 1e-4, 0, device)?;
     let z0 = crate::models::randn(&[b, d], &mut rng, device)?;
     let derivs_ms = median_ms(reps, 2, || {
-        let terms = trainer.pde_terms(&z0, 3, 5, 1.0)?;
+        let terms = trainer.pde_terms(&z0, 3, 5, 1.0, 0)?;
         let loss = (&terms.l_u + &terms.l_f)?;
         trainer.step_potentials(&loss)
     })?;

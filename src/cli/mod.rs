@@ -261,6 +261,10 @@ pub struct TrainPotentialsArgs {
     /// initial condition wants ∇u = 0) or next ((z_{t+1}, t+1), as the reference code).
     #[arg(long, default_value = "current", value_parser = ["current", "next"])]
     pub jacobian_at: String,
+    /// Keep the gradient through the last S steps of the roll-out to z_t (0: none, only the
+    /// step at z_t is trained by the PDE, Jacobian and classifier terms).
+    #[arg(long, default_value_t = 0)]
+    pub grad_steps: usize,
     /// Hidden width of each potential.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,

@@ -42,6 +42,7 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     cfg.groups = args.groups;
     cfg.log_jacobian = log_jacobian;
     cfg.jacobian_at_next = args.jacobian_at == "next";
+    cfg.grad_steps = args.grad_steps;
     cfg.hidden = args.hidden;
     cfg.time_dim = args.time_dim;
     cfg.final_tanh = !args.no_final_tanh;

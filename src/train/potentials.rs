@@ -97,6 +97,11 @@ pub struct PotentialTrainConfig {
     /// t = 0, where the initial condition L_u wants ∇u = 0 and the two terms fight.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub jacobian_at_next: bool,
+    /// Keep the gradient through the last this many steps of the roll-out z_0 → z_t (0:
+    /// the roll-out carries none, and only the step taken at z_t is shaped by L_f, L_J and
+    /// L_k).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub grad_steps: usize,
     /// Hidden width of each potential.
     pub hidden: usize,
     /// Time-embedding size.
@@ -141,6 +146,7 @@ impl PotentialTrainConfig {
             groups: 4,
             log_jacobian: true,
             jacobian_at_next: false,
+            grad_steps: 0,
             hidden: 128,
             time_dim: 32,
             final_tanh: true,
@@ -167,6 +173,12 @@ impl PotentialTrainConfig {
         limits::check_count("--hidden", self.hidden, MAX_WIDTH)?;
         limits::check_count("--time-dim", self.time_dim, MAX_WIDTH)?;
         limits::check_magnitude("--linear-step", self.linear_step, MAX_STEP_SCALE)?;
+        if self.grad_steps > self.steps {
+            return Err(Error::config(format!(
+                "--grad-steps {} is more than the {} steps of a roll-out",
+                self.grad_steps, self.steps
+            )));
+        }
         if self.checkpoint_every == 0 || self.log_every == 0 {
             return Err(Error::config(
                 "checkpoint and log intervals must be positive",
@@ -240,6 +252,10 @@ pub struct PotentialTrainSummary {
     pub metrics: BTreeMap<String, f64>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// The generator-free loss terms of one iteration.
 #[derive(Debug)]
 pub struct PdeTerms {
@@ -247,7 +263,7 @@ pub struct PdeTerms {
     pub l_u: Tensor,
     /// Wave residual f² at (z_t, t) (mean).
     pub l_f: Tensor,
-    /// The rolled codes z_t (no gradient).
+    /// The rolled codes z_t (gradient through the roll-out's last `grad_steps` steps).
     pub z_t: Tensor,
     /// The next step ±∇u(z_t, t) (with gradient).
     pub step: Tensor,
@@ -325,7 +341,7 @@ impl PotentialTrainer {
         for (g, &k) in ks.iter().cycle().take(groups).enumerate() {
             let size = b / groups + usize::from(g < b % groups);
             let z0 = sample_latents(gcfg.prior, size, gcfg.latent, rng, &dev)?;
-            let terms = self.pde_terms(&z0, k, t, sign)?;
+            let terms = self.pde_terms(&z0, k, t, sign, cfg.grad_steps)?;
             let share = size as f64 / b as f64;
             l_u = (l_u + (terms.l_u * share)?)?;
             l_f = (l_f + (terms.l_f * share)?)?;
@@ -392,15 +408,24 @@ impl PotentialTrainer {
     }
 
     /// The generator-free part of an iteration: roll `z0` for `t` steps along potential
-    /// `k` (without gradient), then L_u at (z_0, 0), L_f at (z_t, t) and the next step
-    /// ±∇u(z_t, t).
-    pub fn pde_terms(&self, z0: &Tensor, k: usize, t: usize, sign: f64) -> Result<PdeTerms> {
+    /// `k` (with gradient through the last `grad_steps` of them only), then L_u at (z_0, 0),
+    /// L_f at (z_t, t) and the next step ±∇u(z_t, t).
+    pub fn pde_terms(
+        &self,
+        z0: &Tensor,
+        k: usize,
+        t: usize,
+        sign: f64,
+        grad_steps: usize,
+    ) -> Result<PdeTerms> {
         let b = z0.dim(0)?;
         let dev = z0.device();
         let time = |s: usize| Tensor::full(s as f32, b, dev);
         let mut z = z0.clone();
         for s in 0..t {
-            let g = self.potentials.grad(&z, &time(s)?, k)?.detach();
+            let g = self.potentials.grad(&z, &time(s)?, k)?;
+            // Steps s with t − s ≤ grad_steps (the last ones) keep their gradient.
+            let g = if t - s <= grad_steps { g } else { g.detach() };
             z = (&z + (g * sign)?)?;
         }
         let zero_grad = self.potentials.grad(z0, &time(0)?, k)?;
@@ -714,6 +739,36 @@ mod tests {
             });
             assert!(moved, "{kind:?}: no weight changed");
         }
+    }
+
+    #[test]
+    fn the_rollout_carries_gradient_only_through_its_last_steps() {
+        let dev = Device::Cpu;
+        let arch = config(PotentialKind::Pde).architecture(3);
+        let tr = PotentialTrainer::new(&arch, 1, 64, 1e-2, 0, &dev).unwrap();
+        let z0 = Tensor::new(&[[0.3f32, -1.0, 0.5], [1.2, 0.1, -0.4]], &dev).unwrap();
+        let none = tr.pde_terms(&z0, 0, 3, 1.0, 0).unwrap();
+        let last2 = tr.pde_terms(&z0, 0, 3, 1.0, 2).unwrap();
+        assert!(!none.z_t.track_op() && last2.z_t.track_op());
+        // The same point either way, but different gradients of L_f for the weights.
+        let same = (&none.z_t - &last2.z_t).unwrap().abs().unwrap();
+        assert_eq!(same.max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        let (ga, gb) = (none.l_f.backward().unwrap(), last2.l_f.backward().unwrap());
+        let differs = tr
+            .pot_params
+            .trainable_vars()
+            .unwrap()
+            .iter()
+            .any(
+                |(_, v)| match (ga.get(v.as_tensor()), gb.get(v.as_tensor())) {
+                    (Some(a), Some(b)) => {
+                        let d = (a - b).unwrap().abs().unwrap().sum_all().unwrap();
+                        d.to_scalar::<f32>().unwrap() > 0.0
+                    }
+                    _ => false,
+                },
+            );
+        assert!(differs, "the roll-out's gradient changed nothing");
     }
 
     #[test]
