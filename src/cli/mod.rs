@@ -265,6 +265,9 @@ pub struct TrainPotentialsArgs {
     /// step at z_t is trained by the PDE, Jacobian and classifier terms).
     #[arg(long, default_value_t = 0)]
     pub grad_steps: usize,
+    /// Iterations at the start in which only the classifier learns.
+    #[arg(long, default_value_t = 0)]
+    pub classifier_warmup: u64,
     /// Hidden width of each potential.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,

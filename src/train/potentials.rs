@@ -102,6 +102,10 @@ pub struct PotentialTrainConfig {
     /// L_k).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub grad_steps: usize,
+    /// Iterations at the start in which only the classifier learns (the potentials stay
+    /// as initialised).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub classifier_warmup: u64,
     /// Hidden width of each potential.
     pub hidden: usize,
     /// Time-embedding size.
@@ -147,6 +151,7 @@ impl PotentialTrainConfig {
             log_jacobian: true,
             jacobian_at_next: false,
             grad_steps: 0,
+            classifier_warmup: 0,
             hidden: 128,
             time_dim: 32,
             final_tanh: true,
@@ -173,6 +178,12 @@ impl PotentialTrainConfig {
         limits::check_count("--hidden", self.hidden, MAX_WIDTH)?;
         limits::check_count("--time-dim", self.time_dim, MAX_WIDTH)?;
         limits::check_magnitude("--linear-step", self.linear_step, MAX_STEP_SCALE)?;
+        if self.classifier_warmup >= self.iters {
+            return Err(Error::config(format!(
+                "--classifier-warmup {} leaves none of the {} iterations to the potentials",
+                self.classifier_warmup, self.iters
+            )));
+        }
         if self.grad_steps > self.steps {
             return Err(Error::config(format!(
                 "--grad-steps {} is more than the {} steps of a roll-out",
@@ -256,6 +267,10 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The generator-free loss terms of one iteration.
 #[derive(Debug)]
 pub struct PdeTerms {
@@ -277,9 +292,19 @@ pub struct PotentialTrainer {
     classifier: PairClassifier,
     opt_pot: Adam,
     opt_clf: Adam,
+    /// Whether an iteration updates the potentials (false: the classifier alone learns,
+    /// a warm-up).
+    update_potentials: bool,
 }
 
 impl PotentialTrainer {
+    /// Whether the next iterations update the potentials, or only the classifier (its
+    /// warm-up, so that L_k pulls the potentials apart with a classifier that already
+    /// tells something).
+    pub fn set_update_potentials(&mut self, update: bool) {
+        self.update_potentials = update;
+    }
+
     /// Fresh potentials of architecture `arch` and a classifier for `channels`-channel images.
     pub fn new(
         arch: &PotentialConfig,
@@ -302,6 +327,7 @@ impl PotentialTrainer {
             classifier,
             opt_pot,
             opt_clf,
+            update_potentials: true,
         })
     }
 
@@ -402,7 +428,9 @@ impl PotentialTrainer {
             return Err(Error::config(format!("loss term {name} became {value}")));
         }
         let grads = loss.backward()?;
-        self.opt_pot.step(&grads)?;
+        if self.update_potentials {
+            self.opt_pot.step(&grads)?;
+        }
         self.opt_clf.step(&grads)?;
         Ok(values)
     }
@@ -586,6 +614,8 @@ impl job::Steps for PotentialJob<'_> {
         let cfg = self.saver.cfg;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
         rng.set_stream(iteration);
+        self.trainer
+            .set_update_potentials(iteration >= cfg.classifier_warmup);
         let mut values = self
             .trainer
             .step(&self.saver.generator.model, cfg, &mut rng)?;
@@ -739,6 +769,41 @@ mod tests {
             });
             assert!(moved, "{kind:?}: no weight changed");
         }
+    }
+
+    #[test]
+    fn during_the_warm_up_only_the_classifier_learns() {
+        let dev = Device::Cpu;
+        let g = tiny_generator(&dev);
+        let cfg = config(PotentialKind::Pde);
+        let arch = cfg.architecture(3);
+        let mut tr = PotentialTrainer::new(&arch, 1, 64, 1e-2, 0, &dev).unwrap();
+        let snapshot = |p: &Params| -> BTreeMap<String, Tensor> {
+            p.tensors()
+                .unwrap()
+                .into_iter()
+                .map(|(n, t)| (n, t.copy().unwrap()))
+                .collect()
+        };
+        let moved = |before: &BTreeMap<String, Tensor>, p: &Params| {
+            let after = p.tensors().unwrap();
+            before.iter().any(|(n, t)| {
+                let d = (t - &after[n]).unwrap().abs().unwrap().sum_all().unwrap();
+                d.to_scalar::<f32>().unwrap() > 0.0
+            })
+        };
+        let (pots, clf) = (snapshot(&tr.pot_params), snapshot(&tr.clf_params));
+        tr.set_update_potentials(false);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        tr.step(&g, &cfg, &mut rng).unwrap();
+        assert!(!moved(&pots, &tr.pot_params) && moved(&clf, &tr.clf_params));
+        tr.set_update_potentials(true);
+        tr.step(&g, &cfg, &mut rng).unwrap();
+        assert!(moved(&pots, &tr.pot_params));
+        // A warm-up as long as the run is refused.
+        let mut bad = config(PotentialKind::Pde);
+        bad.classifier_warmup = bad.iters;
+        assert!(bad.validate().is_err());
     }
 
     #[test]
