@@ -834,6 +834,11 @@ mod tests {
                 },
             );
         assert!(differs, "the roll-out's gradient changed nothing");
+        // More gradient steps than a roll-out has are refused.
+        let mut bad = config(PotentialKind::Pde);
+        bad.grad_steps = bad.steps + 1;
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("--grad-steps"), "{e}");
     }
 
     #[test]
