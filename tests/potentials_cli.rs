@@ -285,3 +285,27 @@ fn diversity_is_a_json_line_with_a_cosine_matrix() {
     let e = fails(&["eval", "diversity", "--model", s(model()), "--codes", "0"]);
     assert!(e.contains("at least one starting code"), "{e}");
 }
+
+#[test]
+fn vp_at_a_matched_path_length_reports_the_scale() {
+    let out = ok(&[
+        "eval",
+        "vp",
+        "--model",
+        s(model()),
+        "--pairs",
+        "40",
+        "--epochs",
+        "1",
+        "--steps",
+        "3",
+        "--match-length",
+        "1.5",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let reached = v["mean_displacement"].as_f64().unwrap();
+    assert!((reached - 1.5).abs() < 0.01 * 1.5, "{v}");
+    assert!(v["step_scale"].as_f64().unwrap() > 0.0);
+    let e = fails(&["eval", "vp", "--model", s(model()), "--match-length=-2"]);
+    assert!(e.contains("must be positive"), "{e}");
+}

@@ -23,6 +23,26 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
     let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
     let pots = load_potentials(&pot_dir, &g, &dev)?;
     let flow = PotentialFlow::new(pots.potentials);
+    // The step scale that gives the requested mean path length (256 codes, seed 0).
+    let matched = match args.match_length {
+        Some(target) => {
+            use crate::eval::diversity::{DiversityConfig, scale_for_length};
+            use crate::models::Generator;
+            let cfg = DiversityConfig {
+                codes: 256,
+                steps: args.steps,
+                ..DiversityConfig::default()
+            };
+            Some(scale_for_length(
+                &flow,
+                g.model.prior(),
+                target,
+                &cfg,
+                &dev,
+            )?)
+        }
+        None => None,
+    };
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {msg} eta {eta}")
@@ -35,6 +55,7 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
             steps: args.steps,
             epochs: args.epochs,
             seed,
+            scale: matched.map_or(1.0, |(scale, _)| scale),
             ..VpConfig::default()
         };
         bar.set_message(format!("seed {seed}"));
@@ -59,6 +80,8 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
         "vp_mean": mean,
         "vp_std": std,
         "chance": 1.0 / flow.directions() as f64,
+        "step_scale": matched.map_or(1.0, |(scale, _)| scale),
+        "mean_displacement": matched.map(|(_, reached)| reached),
     });
     println!("{line}");
     Ok(())
@@ -90,6 +113,7 @@ pub fn diversity(args: EvalDiversityArgs) -> Result<()> {
         codes: args.codes,
         steps: args.steps,
         seed: args.seed,
+        scale: 1.0,
     };
     let r = diversity(&flow, g.model.prior(), &cfg, &dev)?;
     eprintln!(

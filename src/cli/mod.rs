@@ -438,6 +438,10 @@ pub struct EvalVpArgs {
     /// Random seeds (the score is averaged over them).
     #[arg(long, default_value = "0", value_delimiter = ',')]
     pub seeds: Vec<u64>,
+    /// Rescale the steps so that the mean ‖z_T − z_0‖ is this length (compare methods at
+    /// one path length; default: each method's own steps).
+    #[arg(long)]
+    pub match_length: Option<f64>,
 }
 
 /// `bench` subcommands.

@@ -31,6 +31,9 @@ pub struct VpConfig {
     pub lr: f64,
     /// Seed of the codes, the directions, the split and the CNN.
     pub seed: u64,
+    /// Multiplies every step of the walks (1: the method's own; see
+    /// [`crate::eval::diversity::scale_for_length`] for comparing at one path length).
+    pub scale: f64,
 }
 
 impl Default for VpConfig {
@@ -43,6 +46,7 @@ impl Default for VpConfig {
             batch_size: 64,
             lr: 1e-3,
             seed: 0,
+            scale: 1.0,
         }
     }
 }
@@ -66,6 +70,7 @@ fn pair_latents(
     method: &dyn Traversal,
     n: usize,
     steps: usize,
+    scale: f64,
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> Result<(Tensor, Tensor, Vec<u32>)> {
@@ -79,7 +84,12 @@ fn pair_latents(
         let m = chunk.min(n - made);
         let k = (offset + made / chunk) % k_total;
         let z0 = sample_latents(g.prior(), m, g.latent_dim(), rng, device)?;
-        let path = method.path(&z0, &PathSpec::single(k, steps))?;
+        let spec = PathSpec {
+            scale,
+            ..PathSpec::single(k, steps)
+        };
+        spec.validate(k_total)?;
+        let path = method.path(&z0, &spec)?;
         let zt = path.z.last().cloned().unwrap_or_else(|| z0.clone());
         z0s.push(z0);
         zts.push(zt.to_dtype(candle_core::DType::F32)?);
@@ -150,7 +160,8 @@ pub fn vp_score(
         )));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let (z0, zt, labels) = pair_latents(g, method, cfg.pairs, cfg.steps, &mut rng, device)?;
+    let (z0, zt, labels) =
+        pair_latents(g, method, cfg.pairs, cfg.steps, cfg.scale, &mut rng, device)?;
     let mut order: Vec<usize> = (0..cfg.pairs).collect();
     order.shuffle(&mut rng);
     let n_train =

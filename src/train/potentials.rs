@@ -602,6 +602,7 @@ impl PotentialJob<'_> {
                 codes: 16,
                 steps: cfg.steps,
                 seed: cfg.seed ^ 0xd1,
+                scale: 1.0,
             },
             self.saver.strip_z.device(),
         )?;
