@@ -129,6 +129,20 @@ fn training_panel_gains_points_and_cancels() {
     step_until(&mut h, "the model", |a| a.model_dir.is_some());
     h.get_by_label("Start training").click_accesskit();
     step_until(&mut h, "loss points", |a| a.training_history_len() >= 2);
+    // The diversity heat map: a K×K symmetric matrix of cosines with a unit diagonal.
+    let m = h.state().training_cosines().expect("cosines are logged");
+    assert_eq!(m.len(), 6, "the panel trains K = 6 potentials");
+    for (i, row) in m.iter().enumerate() {
+        assert_eq!(row[i], 1.0);
+        for (j, c) in row.iter().enumerate() {
+            assert!(
+                c.abs() <= 1.0 + 1e-9 && (c - m[j][i]).abs() < 1e-12,
+                "{m:?}"
+            );
+        }
+    }
+    assert!(m.iter().flatten().any(|c| c.abs() < 1.0), "{m:?}");
+    h.get_by_label_contains("mean displacements");
     // Pause: no new points arrive while paused; resume continues.
     h.get_by_label("Pause").click_accesskit();
     h.step();

@@ -309,3 +309,70 @@ fn vp_at_a_matched_path_length_reports_the_scale() {
     let e = fails(&["eval", "vp", "--model", s(model()), "--match-length=-2"]);
     assert!(e.contains("must be positive"), "{e}");
 }
+
+#[test]
+fn evaluations_refuse_one_direction_too_few_pairs_and_another_latent_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = tmp.path().join("one");
+    ok(&[
+        "train-potentials",
+        "--generator",
+        s(model()),
+        "--kind",
+        "linear",
+        "--k",
+        "1",
+        "--steps",
+        "2",
+        "--iters",
+        "1",
+        "--batch-size",
+        "2",
+        "--out",
+        s(&one),
+    ]);
+    for what in ["vp", "diversity"] {
+        let e = fails(&["eval", what, "--model", s(model()), "--potentials", s(&one)]);
+        assert!(e.contains("1"), "{what}: {e}");
+        assert!(
+            e.contains("at least 2") || e.contains("with each other"),
+            "{what}: {e}"
+        );
+    }
+    let e = fails(&[
+        "eval",
+        "vp",
+        "--model",
+        s(model()),
+        "--pairs",
+        "4",
+        "--steps",
+        "3",
+    ]);
+    assert!(e.contains("too few") || e.contains("at least 20"), "{e}");
+    // A generator with another latent size: the set is refused before any work.
+    let other = tmp.path().join("g5");
+    ok(&[
+        "train-generator",
+        "--dataset",
+        "sprites",
+        "--latent",
+        "5",
+        "--base",
+        "8",
+        "--iters",
+        "1",
+        "--batch-size",
+        "2",
+        "--out",
+        s(&other),
+    ]);
+    let pde = model().join("potentials-pde");
+    for what in ["vp", "diversity"] {
+        let e = fails(&["eval", what, "--model", s(&other), "--potentials", s(&pde)]);
+        assert!(
+            e.contains("4-dimensional") && e.contains("5-dimensional"),
+            "{what}: {e}"
+        );
+    }
+}

@@ -757,6 +757,12 @@ impl App {
         self.training.history.len()
     }
 
+    /// The newest K×K matrix of cosines between the potentials' mean displacements that
+    /// the training panel draws as a heat map.
+    pub fn training_cosines(&self) -> Option<Vec<Vec<f64>>> {
+        self.training.cosines()
+    }
+
     /// The training panel's message line (how the job stands).
     pub fn training_message(&self) -> &str {
         self.training.message()

@@ -2,7 +2,7 @@
 //! iterations per second and ETA, and live loss curves per term.
 
 use crate::train::Progress;
-use crate::train::potentials::{LossWeights, PotentialTrainConfig};
+use crate::train::potentials::{LossWeights, PotentialTrainConfig, cosine_matrix, is_diagnostic};
 use crate::worker::Command;
 use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints};
@@ -153,6 +153,11 @@ impl TrainingPanel {
                     ("w_f", &mut w.f, "Weight of the wave-equation residual"),
                     ("w_J", &mut w.j, "Weight of -|J_G grad u|^2 (or its log)"),
                     ("w_k", &mut w.k, "Weight of the classifier loss"),
+                    (
+                        "w_d",
+                        &mut w.d,
+                        "Weight of the diversity term: mean cos^2 between the potentials' mean steps",
+                    ),
                 ] {
                     ui.label(name);
                     ui.add(egui::DragValue::new(v).speed(0.01).range(0.0..=100.0))
@@ -240,25 +245,97 @@ impl TrainingPanel {
             ui.label(&self.message);
         }
         if !self.history.is_empty() {
-            let names: Vec<String> = self.history[0].1.iter().map(|(n, _)| n.clone()).collect();
+            let names: Vec<&str> = self.history[0]
+                .1
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| *n != "wave_speed" && !is_diagnostic(n))
+                .collect();
             Plot::new("loss-plot")
                 .height(150.0)
                 .legend(Legend::default())
                 .allow_scroll(false)
                 .show(ui, |plot| {
-                    for (i, name) in names.iter().enumerate() {
-                        if name == "wave_speed" {
-                            continue;
-                        }
+                    for name in &names {
                         let points: PlotPoints = self
                             .history
                             .iter()
-                            .filter_map(|(it, v)| v.get(i).map(|(_, x)| [*it as f64, *x]))
+                            .filter_map(|(it, v)| {
+                                v.iter()
+                                    .find(|(n, _)| n == name)
+                                    .map(|(_, x)| [*it as f64, *x])
+                            })
                             .collect();
-                        plot.line(Line::new(name.clone(), points));
+                        plot.line(Line::new(name.to_string(), points));
                     }
                 });
         }
+        if let Some(m) = self.cosines() {
+            let max = m
+                .iter()
+                .enumerate()
+                .flat_map(|(i, row)| row.iter().enumerate().filter(move |(j, _)| *j != i))
+                .map(|(_, c)| c.abs())
+                .fold(0.0, f64::max);
+            ui.label(format!(
+                "Cosines between the potentials' mean displacements (largest |cos| {max:.2})"
+            ))
+            .on_hover_text(
+                "Off-diagonal cells near ±1 (deep red or blue) mean two potentials \
+                     move along one axis: the set has collapsed",
+            );
+            cosine_heat_map(ui, &m);
+        }
         command
+    }
+
+    /// The newest K×K cosine matrix in the history (see
+    /// [`crate::train::potentials::cosine_matrix`]).
+    pub fn cosines(&self) -> Option<Vec<Vec<f64>>> {
+        self.history
+            .iter()
+            .rev()
+            .find_map(|(_, v)| cosine_matrix(v))
+    }
+}
+
+/// The colour of a cosine: white at 0, red towards +1, blue towards −1.
+pub fn cosine_colour(c: f64) -> egui::Color32 {
+    let a = c.abs().clamp(0.0, 1.0) as f32;
+    let fade = |full: u8| (255.0 + (f32::from(full) - 255.0) * a).round() as u8;
+    if c >= 0.0 {
+        egui::Color32::from_rgb(fade(200), fade(30), fade(40))
+    } else {
+        egui::Color32::from_rgb(fade(30), fade(80), fade(200))
+    }
+}
+
+/// A small heat map of a K×K cosine matrix, the value in each cell on hover.
+fn cosine_heat_map(ui: &mut egui::Ui, m: &[Vec<f64>]) {
+    let k = m.len();
+    let cell = (160.0 / k.max(1) as f32).clamp(8.0, 24.0);
+    let label = 14.0;
+    let side = label + cell * k as f32;
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    let font = egui::FontId::monospace(10.0);
+    let text = ui.visuals().text_color();
+    for (i, row) in m.iter().enumerate() {
+        let at = rect.min + egui::vec2(label + cell * (i as f32 + 0.5), label * 0.5);
+        painter.text(at, egui::Align2::CENTER_CENTER, i, font.clone(), text);
+        let at = rect.min + egui::vec2(label * 0.5, label + cell * (i as f32 + 0.5));
+        painter.text(at, egui::Align2::CENTER_CENTER, i, font.clone(), text);
+        for (j, c) in row.iter().enumerate() {
+            let min = rect.min + egui::vec2(label + cell * j as f32, label + cell * i as f32);
+            let r = egui::Rect::from_min_size(min, egui::vec2(cell, cell)).shrink(0.5);
+            painter.rect_filled(r, 0.0, cosine_colour(*c));
+        }
+    }
+    if let Some(pos) = response.hover_pos() {
+        let (x, y) = ((pos - rect.min - egui::vec2(label, label)) / cell).into();
+        if x >= 0.0 && y >= 0.0 && (x as usize) < k && (y as usize) < k {
+            let (i, j) = (y as usize, x as usize);
+            response.on_hover_text(format!("cos(m_{i}, m_{j}) = {:+.2}", m[i][j]));
+        }
     }
 }

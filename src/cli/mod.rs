@@ -244,6 +244,10 @@ pub struct TrainPotentialsArgs {
     /// Weight of the classifier loss L_k.
     #[arg(long, default_value_t = 1.0)]
     pub w_k: f64,
+    /// Weight of the diversity term L_d (mean squared cosine between different
+    /// potentials' mean steps; the same term for both kinds).
+    #[arg(long, default_value_t = 0.0)]
+    pub w_d: f64,
     /// Also train negative traversals (z − ∇u), labelled like the positive ones.
     #[arg(long)]
     pub negative: bool,

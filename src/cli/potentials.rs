@@ -37,6 +37,7 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
         f: args.w_f,
         j: args.w_j.unwrap_or(if log_jacobian { 1.0 } else { 0.02 }),
         k: args.w_k,
+        d: args.w_d,
     };
     cfg.negative = args.negative;
     cfg.groups = args.groups;

@@ -72,7 +72,11 @@ pub fn with_progress<T>(
             ..
         } => {
             bar.set_position(iteration);
-            let terms: Vec<String> = losses.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
+            let terms: Vec<String> = losses
+                .iter()
+                .filter(|(n, _)| !crate::train::potentials::is_diagnostic(n))
+                .map(|(n, v)| format!("{n} {v:.4}"))
+                .collect();
             bar.set_message(format!("{}  {images_per_s:.0} {rate}", terms.join("  ")));
         }
         Progress::Checkpoint { .. } => {}

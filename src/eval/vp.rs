@@ -75,14 +75,25 @@ fn pair_latents(
     device: &Device,
 ) -> Result<(Tensor, Tensor, Vec<u32>)> {
     let k_total = method.directions();
-    // Chunks of one direction each, directions in turn: the labels are balanced.
-    let chunk = 32;
+    // Chunks of one direction each, directions in turn and every direction's share equal
+    // (to within one pair): the labels are balanced however few pairs there are.
+    let chunk = n.div_ceil(k_total).clamp(1, 32);
     let offset = rng.gen_range(0..k_total);
     let (mut z0s, mut zts, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    let mut counts = vec![0usize; k_total];
     let mut made = 0;
+    let mut turn = 0;
     while made < n {
-        let m = chunk.min(n - made);
-        let k = (offset + made / chunk) % k_total;
+        let k = (offset + turn) % k_total;
+        turn += 1;
+        // Direction k's share: ⌈n/K⌉ for the first n mod K directions in turn, ⌊n/K⌋ after.
+        let order = (k + k_total - offset) % k_total;
+        let share = n / k_total + usize::from(order < n % k_total);
+        let m = chunk.min(share - counts[k]).min(n - made);
+        if m == 0 {
+            continue;
+        }
+        counts[k] += m;
         let z0 = sample_latents(g.prior(), m, g.latent_dim(), rng, device)?;
         let spec = PathSpec {
             scale,
@@ -152,6 +163,20 @@ pub fn vp_score(
         &format!("a VP evaluation with {} pairs", cfg.pairs),
         limits::f32_bytes(floats),
     )?;
+    let k = method.directions();
+    if k < 2 {
+        return Err(Error::config(format!(
+            "the VP score tells directions apart and needs at least 2; this method has {k}"
+        )));
+    }
+    if cfg.pairs < 2 * k {
+        return Err(Error::config(format!(
+            "{} pairs are too few for {k} directions: the classifier needs at least two \
+             pairs per direction (one to train on, one to test); use --pairs {} or more",
+            cfg.pairs,
+            2 * k
+        )));
+    }
     if method.latent_dim() != g.latent_dim() {
         return Err(Error::config(format!(
             "the method acts on {} dimensions but the generator's latent space has {}",
@@ -316,5 +341,81 @@ mod tests {
         assert!(r.accuracy > 0.9, "distinct directions: {}", r.accuracy);
         let r = vp_score(&g, &Same, &cfg, &dev, &mut |_, _| {}).unwrap();
         assert!(r.accuracy < 0.7, "identical directions: {}", r.accuracy);
+    }
+
+    #[test]
+    fn every_direction_gets_an_equal_share_of_the_pairs() {
+        let dev = Device::Cpu;
+        let g = Halves(GeneratorConfig::new(GeneratorKind::Vae, 2, 1));
+        for (n, expected) in [(5, [3, 2]), (6, [3, 3]), (131, [66, 65]), (64, [32, 32])] {
+            let mut rng = ChaCha8Rng::seed_from_u64(n as u64);
+            let (z0, zt, labels) = pair_latents(&g, &Axes(2), n, 1, 1.0, &mut rng, &dev).unwrap();
+            assert_eq!((z0.dim(0).unwrap(), zt.dim(0).unwrap()), (n, n));
+            let mut counts = [0, 0];
+            for l in &labels {
+                counts[*l as usize] += 1;
+            }
+            counts.sort_unstable_by(|a, b| b.cmp(a));
+            assert_eq!(counts, expected, "{n} pairs");
+        }
+    }
+
+    #[test]
+    fn one_direction_or_too_few_pairs_are_refused() {
+        let dev = Device::Cpu;
+        let g = Halves(GeneratorConfig::new(GeneratorKind::Vae, 2, 1));
+        struct One;
+        impl Traversal for One {
+            fn method(&self) -> String {
+                "one".into()
+            }
+            fn latent_dim(&self) -> usize {
+                2
+            }
+            fn directions(&self) -> usize {
+                1
+            }
+            fn direction_name(&self, k: usize) -> String {
+                k.to_string()
+            }
+            fn path(&self, z0: &Tensor, _: &PathSpec) -> Result<TraversalPath> {
+                Ok(TraversalPath {
+                    z: vec![z0.clone()],
+                    records: Vec::new(),
+                })
+            }
+        }
+        let cfg = VpConfig {
+            pairs: 40,
+            epochs: 1,
+            ..VpConfig::default()
+        };
+        let e = vp_score(&g, &One, &cfg, &dev, &mut |_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("at least 2"), "{e}");
+        /// Many directions, fewer pairs than two per direction.
+        struct Many;
+        impl Traversal for Many {
+            fn method(&self) -> String {
+                "many".into()
+            }
+            fn latent_dim(&self) -> usize {
+                2
+            }
+            fn directions(&self) -> usize {
+                16
+            }
+            fn direction_name(&self, k: usize) -> String {
+                k.to_string()
+            }
+            fn path(&self, z0: &Tensor, _: &PathSpec) -> Result<TraversalPath> {
+                Ok(TraversalPath {
+                    z: vec![z0.clone()],
+                    records: Vec::new(),
+                })
+            }
+        }
+        let cfg = VpConfig { pairs: 31, ..cfg };
+        let e = vp_score(&g, &Many, &cfg, &dev, &mut |_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("--pairs 32"), "{e}");
     }
 }

@@ -52,6 +52,10 @@ pub struct LossWeights {
     pub j: f64,
     /// Classifier cross-entropy L_k.
     pub k: f64,
+    /// Diversity term L_d: mean squared cosine between different potentials' mean steps
+    /// (applied the same way to the linear baseline's directions).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub d: f64,
 }
 
 impl Default for LossWeights {
@@ -63,6 +67,7 @@ impl Default for LossWeights {
             // (12,288 for 64×64 RGB) and wants ~0.02.
             j: 1.0,
             k: 1.0,
+            d: 0.0,
         }
     }
 }
@@ -199,7 +204,7 @@ impl PotentialTrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::config("--lr must be positive"));
         }
-        if [w.u, w.f, w.j, w.k]
+        if [w.u, w.f, w.j, w.k, w.d]
             .iter()
             .any(|x| !x.is_finite() || *x < 0.0)
         {
@@ -265,6 +270,10 @@ pub struct PotentialTrainSummary {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn is_zero_u64(n: &u64) -> bool {
@@ -404,20 +413,30 @@ impl PotentialTrainer {
         let logits = self.classifier.forward(&x_t.detach(), &x_next)?;
         let (l_k, acc) = cross_entropy(&logits, &labels)?;
         let w = cfg.weights;
-        let loss = ((((&l_u * w.u)? + (&l_f * w.f)?)? + (&l_j * w.j)?)? + (&l_k * w.k)?)?;
+        let mut loss = ((((&l_u * w.u)? + (&l_f * w.f)?)? + (&l_j * w.j)?)? + (&l_k * w.k)?)?;
+        let l_d = if w.d > 0.0 {
+            let l_d = self.diversity(&z.detach(), t)?;
+            loss = (loss + (&l_d * w.d)?)?;
+            Some(l_d)
+        } else {
+            None
+        };
         let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar()?) };
-        let values = vec![
+        let mut values = vec![
             ("loss".to_string(), scalar(&loss)?),
             ("l_u".to_string(), scalar(&l_u)?),
             ("l_f".to_string(), scalar(&l_f)?),
             ("l_j".to_string(), scalar(&l_j)?),
             ("l_k".to_string(), scalar(&l_k)?),
             ("acc".to_string(), acc),
-            (
-                "wave_speed".to_string(),
-                scalar(&self.potentials.speeds()?.mean_all()?)?,
-            ),
         ];
+        if let Some(l_d) = &l_d {
+            values.push(("l_d".to_string(), scalar(l_d)?));
+        }
+        values.extend([(
+            "wave_speed".to_string(),
+            scalar(&self.potentials.speeds()?.mean_all()?)?,
+        )]);
         // Name the first bad term (the total is bad whenever a term is).
         let bad = values
             .iter()
@@ -467,6 +486,30 @@ impl PotentialTrainer {
             z_t: z,
             step,
         })
+    }
+
+    /// The diversity term L_d at the codes `z` and step `t`: with m_k the mean over `z`
+    /// of ∇u^k(z, t) for every k, the mean over k ≠ l of cos²(m_k, m_l). Zero when the
+    /// mean steps are orthogonal, one when they share an axis (in either direction); for
+    /// linear potentials m_k is the direction itself, so both kinds get the same term.
+    pub fn diversity(&self, z: &Tensor, t: usize) -> Result<Tensor> {
+        let k = self.potentials.len();
+        let dev = z.device();
+        if k < 2 {
+            return Ok(Tensor::zeros((), DType::F32, dev)?);
+        }
+        let time = Tensor::full(t as f32, z.dim(0)?, dev)?;
+        let mut means = Vec::with_capacity(k);
+        for i in 0..k {
+            means.push(self.potentials.grad(z, &time, i)?.mean(0)?);
+        }
+        let m = Tensor::stack(&means, 0)?;
+        let norm = (m.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
+        let m = m.broadcast_div(&norm)?;
+        let cos_sq = m.matmul(&m.t()?)?.sqr()?;
+        // Off-diagonal mean: (Σ cos² − K) / (K(K − 1)), the diagonal being exactly one.
+        let off = ((cos_sq.sum_all()? - k as f64)? / (k * (k - 1)) as f64)?;
+        Ok(off)
     }
 
     /// Updates the potentials (only) from the gradients of `loss`; for benchmarks of the
@@ -552,7 +595,7 @@ pub fn train_potentials(
         device,
     )?;
     let mut run = PotentialJob {
-        max_cos: None,
+        diversity: None,
         trainer,
         saver: Saver {
             cfg,
@@ -584,15 +627,65 @@ const DIVERSITY_EVERY: u64 = 10;
 struct PotentialJob<'a> {
     trainer: PotentialTrainer,
     saver: Saver<'a>,
-    /// The last `max_cos` measured (see [`PotentialJob::max_cos`]).
-    max_cos: Option<f64>,
+    /// The last diversity measured (see [`PotentialJob::diversity`]).
+    diversity: Option<crate::eval::diversity::Diversity>,
+}
+
+/// The logged diagnostics of a diversity measurement: `max_cos`, `cos_i_j` for i < j and
+/// `len_k`; [`is_diagnostic`] tells them (and `c_k`) from the loss terms.
+fn diversity_values(d: &crate::eval::diversity::Diversity) -> Vec<(String, f64)> {
+    let mut values = vec![("max_cos".to_string(), d.max_abs_cosine)];
+    for (i, row) in d.cosines.iter().enumerate() {
+        for (j, c) in row.iter().enumerate().skip(i + 1) {
+            values.push((format!("cos_{i}_{j}"), *c));
+        }
+    }
+    for (k, l) in d.path_length.iter().enumerate() {
+        values.push((format!("len_{k}"), *l));
+    }
+    values
+}
+
+/// Whether a logged name is a per-potential or per-pair diagnostic (`cos_i_j`, `len_k`,
+/// `c_k`) rather than a loss term or a summary: progress lines and loss plots leave them
+/// out; loss.csv keeps them.
+pub fn is_diagnostic(name: &str) -> bool {
+    ["cos_", "len_", "c_"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|rest| rest.chars().next().is_some_and(|c| c.is_ascii_digit()))
+    })
+}
+
+/// The K×K cosine matrix rebuilt from logged `cos_i_j` values (the diagonal is 1), or
+/// `None` when the values hold no pair.
+pub fn cosine_matrix(values: &[(String, f64)]) -> Option<Vec<Vec<f64>>> {
+    let pairs: Vec<(usize, usize, f64)> = values
+        .iter()
+        .filter_map(|(name, v)| {
+            let (i, j) = name.strip_prefix("cos_")?.split_once('_')?;
+            Some((i.parse().ok()?, j.parse().ok()?, *v))
+        })
+        .collect();
+    let k = pairs.iter().map(|&(i, j, _)| i.max(j) + 1).max()?;
+    if k > MAX_K {
+        return None;
+    }
+    let mut m = vec![vec![0.0; k]; k];
+    for (i, row) in m.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    for (i, j, c) in pairs {
+        m[i][j] = c;
+        m[j][i] = c;
+    }
+    Some(m)
 }
 
 impl PotentialJob<'_> {
-    /// The largest |cos| between the K potentials' mean displacements z_T − z_0 from 16
-    /// fixed codes ([`crate::eval::diversity`]): near 1 when two potentials collapsed onto
-    /// one axis.
-    fn max_cos(&self) -> Result<f64> {
+    /// The cosines between the K potentials' mean displacements z_T − z_0 from 16 fixed
+    /// codes and their path lengths ([`crate::eval::diversity`]): a |cos| near 1 when two
+    /// potentials collapsed onto one axis.
+    fn diversity(&self) -> Result<crate::eval::diversity::Diversity> {
         let cfg = self.saver.cfg;
         let flow = crate::methods::PotentialFlow::new(self.trainer.potentials().clone());
         let d = crate::eval::diversity::diversity(
@@ -606,7 +699,7 @@ impl PotentialJob<'_> {
             },
             self.saver.strip_z.device(),
         )?;
-        Ok(d.max_abs_cosine)
+        Ok(d)
     }
 }
 
@@ -620,15 +713,22 @@ impl job::Steps for PotentialJob<'_> {
         let mut values = self
             .trainer
             .step(&self.saver.generator.model, cfg, &mut rng)?;
-        // Measured every DIVERSITY_EVERY iterations (the last value in between), when there
-        // are two potentials to compare.
+        // Measured every DIVERSITY_EVERY iterations (the last values in between), when
+        // there are two potentials to compare: the largest |cos|, the cosine of every pair
+        // `cos_i_j` (i < j) and every potential's mean path length `len_k`.
         if cfg.k >= 2 {
-            let v = match self.max_cos {
-                Some(v) if !iteration.is_multiple_of(DIVERSITY_EVERY) => v,
-                _ => self.max_cos()?,
+            let d = match self.diversity.take() {
+                Some(d) if !iteration.is_multiple_of(DIVERSITY_EVERY) => d,
+                _ => self.diversity()?,
             };
-            self.max_cos = Some(v);
-            values.push(("max_cos".to_string(), v));
+            values.extend(diversity_values(&d));
+            self.diversity = Some(d);
+        }
+        if cfg.kind == PotentialKind::Pde {
+            let speeds = self.trainer.potentials().speeds()?.to_vec1::<f32>()?;
+            for (k, c) in speeds.iter().enumerate() {
+                values.push((format!("c_{k}"), f64::from(*c)));
+            }
         }
         Ok(values)
     }
@@ -769,6 +869,111 @@ mod tests {
                 d.to_scalar::<f32>().unwrap() > 0.0
             });
             assert!(moved, "{kind:?}: no weight changed");
+        }
+    }
+
+    #[test]
+    fn the_diversity_term_is_the_mean_squared_cosine_of_the_mean_steps() {
+        let dev = Device::Cpu;
+        for kind in [PotentialKind::Pde, PotentialKind::Linear] {
+            let mut cfg = config(kind);
+            cfg.k = 3;
+            let arch = cfg.architecture(4);
+            let tr = PotentialTrainer::new(&arch, 1, 64, 1e-2, 7, &dev).unwrap();
+            let z = Tensor::randn(0f32, 1.0, (5, 4), &dev).unwrap();
+            let t = 2;
+            // By hand: each code's step on its own, averaged in f64, then cos² per pair.
+            let mut means = Vec::new();
+            for k in 0..3 {
+                let mut m = [0f64; 4];
+                for i in 0..5 {
+                    let zi = z.narrow(0, i, 1).unwrap();
+                    let ti = Tensor::full(t as f32, 1, &dev).unwrap();
+                    let g = tr.potentials.grad(&zi, &ti, k).unwrap();
+                    for (mj, gj) in m
+                        .iter_mut()
+                        .zip(g.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                    {
+                        *mj += f64::from(gj) / 5.0;
+                    }
+                }
+                means.push(m);
+            }
+            let dot = |a: &[f64; 4], b: &[f64; 4]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+            let mut expected = 0.0;
+            for i in 0..3 {
+                for j in 0..3 {
+                    if i != j {
+                        let c = dot(&means[i], &means[j])
+                            / (dot(&means[i], &means[i]) * dot(&means[j], &means[j])).sqrt();
+                        expected += c * c / 6.0;
+                    }
+                }
+            }
+            let got: f32 = tr.diversity(&z, t).unwrap().to_scalar().unwrap();
+            assert!(
+                (f64::from(got) - expected).abs() < 1e-5,
+                "{kind:?}: {got} vs {expected}"
+            );
+            assert!(expected > 0.0 && expected < 1.0);
+        }
+    }
+
+    #[test]
+    fn the_diversity_term_is_logged_and_pulls_the_weights() {
+        let dev = Device::Cpu;
+        let g = tiny_generator(&dev);
+        let mut cfg = config(PotentialKind::Linear);
+        cfg.k = 3;
+        cfg.weights = LossWeights {
+            u: 0.0,
+            f: 0.0,
+            j: 0.0,
+            k: 0.0,
+            d: 1.0,
+        };
+        let arch = cfg.architecture(3);
+        let mut tr = PotentialTrainer::new(&arch, 1, 64, 5e-2, 3, &dev).unwrap();
+        let z = Tensor::randn(0f32, 1.0, (8, 3), &dev).unwrap();
+        let before: f32 = tr.diversity(&z, 0).unwrap().to_scalar().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for _ in 0..40 {
+            let v = tr.step(&g, &cfg, &mut rng).unwrap();
+            assert!(v.iter().any(|(n, _)| n == "l_d"));
+        }
+        let after: f32 = tr.diversity(&z, 0).unwrap().to_scalar().unwrap();
+        // Three directions in three dimensions can be made orthogonal.
+        assert!(after < 0.5 * before && after < 0.05, "{before} → {after}");
+    }
+
+    #[test]
+    fn logged_cosines_rebuild_the_matrix_and_diagnostics_are_told_apart() {
+        let d = crate::eval::diversity::Diversity {
+            cosines: vec![
+                vec![1.0, 0.5, -0.25],
+                vec![0.5, 1.0, 0.0],
+                vec![-0.25, 0.0, 1.0],
+            ],
+            max_abs_cosine: 0.5,
+            displacement: vec![1.0; 3],
+            path_length: vec![1.0, 2.0, 3.0],
+            length_over_displacement: vec![1.0; 3],
+        };
+        let values = diversity_values(&d);
+        let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "max_cos", "cos_0_1", "cos_0_2", "cos_1_2", "len_0", "len_1", "len_2"
+            ]
+        );
+        assert_eq!(cosine_matrix(&values), Some(d.cosines.clone()));
+        assert_eq!(cosine_matrix(&values[..1]), None);
+        for n in ["cos_0_1", "len_2", "c_0"] {
+            assert!(is_diagnostic(n), "{n}");
+        }
+        for n in ["max_cos", "l_d", "loss", "acc", "wave_speed", "c_x"] {
+            assert!(!is_diagnostic(n), "{n}");
         }
     }
 
