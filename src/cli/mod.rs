@@ -245,8 +245,8 @@ pub struct TrainPotentialsArgs {
     #[arg(long, default_value_t = 1.0)]
     pub w_k: f64,
     /// Weight of the diversity term L_d (mean squared cosine between different
-    /// potentials' mean steps; the same term for both kinds).
-    #[arg(long, default_value_t = 0.0)]
+    /// potentials' mean steps; the same term for both kinds; 0 turns it off).
+    #[arg(long, default_value_t = 10.0)]
     pub w_d: f64,
     /// Also train negative traversals (z − ∇u), labelled like the positive ones.
     #[arg(long)]
@@ -261,9 +261,9 @@ pub struct TrainPotentialsArgs {
     /// Same as --jacobian log (kept so recorded commands stay valid).
     #[arg(long, hide = true)]
     pub log_jacobian: bool,
-    /// Where the Jacobian term is evaluated: current ((z_t, t), including t = 0, where the
-    /// initial condition wants ∇u = 0) or next ((z_{t+1}, t+1), as the reference code).
-    #[arg(long, default_value = "current", value_parser = ["current", "next"])]
+    /// Where the Jacobian term is evaluated: next ((z_{t+1}, t+1), as the reference code)
+    /// or current ((z_t, t), including t = 0, where the initial condition wants ∇u = 0).
+    #[arg(long, default_value = "next", value_parser = ["current", "next"])]
     pub jacobian_at: String,
     /// Keep the gradient through the last S steps of the roll-out to z_t (0: none, only the
     /// step at z_t is trained by the PDE, Jacobian and classifier terms).
@@ -284,10 +284,10 @@ pub struct TrainPotentialsArgs {
     /// Step length of linear potentials.
     #[arg(long, default_value_t = 0.5)]
     pub linear_step: f64,
-    /// Keep the wave speeds above this floor (c_k = floor + softplus(ρ_k), in [0, 1));
-    /// without it they are free and can drift to 0.
-    #[arg(long)]
-    pub wave_speed_floor: Option<f64>,
+    /// Keep the wave speeds above this floor (c_k = floor + softplus(ρ_k), the floor in
+    /// [0, 1)), or `off`: free speeds, which drift towards 0.
+    #[arg(long, default_value = "0.5")]
+    pub wave_speed_floor: String,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

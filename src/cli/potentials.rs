@@ -49,7 +49,12 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     cfg.time_dim = args.time_dim;
     cfg.final_tanh = !args.no_final_tanh;
     cfg.linear_step = args.linear_step;
-    cfg.wave_speed_floor = args.wave_speed_floor;
+    cfg.wave_speed_floor = match args.wave_speed_floor.trim() {
+        "off" => None,
+        v => Some(v.parse::<f64>().map_err(|_| {
+            anyhow::anyhow!("--wave-speed-floor takes a number in [0, 1) or off, not '{v}'")
+        })?),
+    };
     cfg.seed = args.seed;
     cfg.checkpoint_every = args.checkpoint_every;
     cfg.restart = args.restart;

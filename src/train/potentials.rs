@@ -67,10 +67,14 @@ impl Default for LossWeights {
             // (12,288 for 64×64 RGB) and wants ~0.02.
             j: 1.0,
             k: 1.0,
-            d: 0.0,
+            // Against collapse (docs/methods.md, "Diversity term").
+            d: 10.0,
         }
     }
 }
+
+/// The wave speeds' floor of new runs (see [`PotentialConfig::wave_speed_floor`]).
+pub const DEFAULT_WAVE_SPEED_FLOOR: f64 = 0.5;
 
 /// Settings of a potential training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +144,9 @@ pub struct PotentialTrainConfig {
 }
 
 impl PotentialTrainConfig {
-    /// Defaults: K = 8 PDE potentials, T = 10, 32 codes per batch.
+    /// Defaults: K = 8 PDE potentials, T = 10, 32 codes per batch, the logarithmic Jacobian
+    /// term at the next point, the diversity term at weight 10 and wave speeds above 0.5
+    /// (chosen by the experiments in docs/methods.md).
     pub fn new(generator: PathBuf, out: PathBuf) -> Self {
         Self {
             generator,
@@ -154,14 +160,14 @@ impl PotentialTrainConfig {
             negative: false,
             groups: 4,
             log_jacobian: true,
-            jacobian_at_next: false,
+            jacobian_at_next: true,
             grad_steps: 0,
             classifier_warmup: 0,
             hidden: 128,
             time_dim: 32,
             final_tanh: true,
             linear_step: 0.5,
-            wave_speed_floor: None,
+            wave_speed_floor: Some(DEFAULT_WAVE_SPEED_FLOOR),
             seed: 0,
             checkpoint_every: 100,
             log_every: 10,
