@@ -376,3 +376,113 @@ fn evaluations_refuse_one_direction_too_few_pairs_and_another_latent_size() {
         );
     }
 }
+
+#[test]
+fn a_factor_regressor_trains_and_scores_which_factors_directions_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tmp.path().join("sprites-factors");
+    let out = ok(&[
+        "train-factors",
+        "--dataset",
+        "sprites",
+        "--iters",
+        "3",
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--out",
+        s(&reg),
+    ]);
+    assert!(out.contains("held-out accuracy per factor: shape"), "{out}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reg.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["model"], "factor-regressor");
+    assert!(manifest["metrics"]["acc_pos_x"].is_number());
+    // Finished: not replaced without --restart.
+    let e = fails(&[
+        "train-factors",
+        "--dataset",
+        "sprites",
+        "--iters",
+        "3",
+        "--out",
+        s(&reg),
+    ]);
+    assert!(e.contains("--restart"), "{e}");
+
+    let out = ok(&[
+        "eval",
+        "factors",
+        "--model",
+        s(model()),
+        "--regressor",
+        s(&reg),
+        "--codes",
+        "8",
+        "--steps",
+        "3",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["k"], 3);
+    let factors: Vec<&str> = v["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(factors, ["shape", "scale", "orientation", "pos_x", "pos_y"]);
+    let changes = v["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 3);
+    for row in changes {
+        let row = row.as_array().unwrap();
+        assert_eq!(row.len(), 5);
+        assert!(
+            row.iter()
+                .all(|c| (0.0..=1.0).contains(&c.as_f64().unwrap()))
+        );
+    }
+    let share = v["mean_share"].as_f64().unwrap();
+    assert!((0.2..=1.0).contains(&share), "{v}");
+
+    // Bad input: no regressor beside the model, a dataset without factors, a regressor of
+    // another dataset.
+    let e = fails(&["eval", "factors", "--model", s(model())]);
+    assert!(
+        e.contains("no factor regressor") && e.contains("train-factors"),
+        "{e}"
+    );
+    let pictures = tmp.path().join("pictures");
+    std::fs::create_dir(&pictures).unwrap();
+    std::fs::copy(model().join("samples.png"), pictures.join("a.png")).unwrap();
+    let e = fails(&[
+        "train-factors",
+        "--dataset",
+        &format!("folder:{}", pictures.display()),
+        "--out",
+        s(&tmp.path().join("x")),
+    ]);
+    assert!(e.contains("no known factors"), "{e}");
+    assert!(!tmp.path().join("x").exists());
+    let scenes_reg = tmp.path().join("scenes-factors");
+    ok(&[
+        "train-factors",
+        "--dataset",
+        "scenes",
+        "--iters",
+        "1",
+        "--batch-size",
+        "2",
+        "--out",
+        s(&scenes_reg),
+    ]);
+    let e = fails(&[
+        "eval",
+        "factors",
+        "--model",
+        s(model()),
+        "--regressor",
+        s(&scenes_reg),
+    ]);
+    assert!(e.contains("scenes") && e.contains("sprites"), "{e}");
+}

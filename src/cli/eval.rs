@@ -1,7 +1,7 @@
-//! `latentflow eval vp` and `eval diversity`.
+//! `latentflow eval vp`, `eval diversity` and `eval factors`.
 
 use super::potentials::resolve_potentials;
-use super::{EvalDiversityArgs, EvalVpArgs, device};
+use super::{EvalDiversityArgs, EvalFactorsArgs, EvalVpArgs, device};
 use crate::eval::vp::{VpConfig, vp_score};
 use crate::methods::{PotentialFlow, Traversal};
 use crate::store::{load_generator, load_potentials};
@@ -23,26 +23,7 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
     let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
     let pots = load_potentials(&pot_dir, &g, &dev)?;
     let flow = PotentialFlow::new(pots.potentials);
-    // The step scale that gives the requested mean path length (256 codes, seed 0).
-    let matched = match args.match_length {
-        Some(target) => {
-            use crate::eval::diversity::{DiversityConfig, scale_for_length};
-            use crate::models::Generator;
-            let cfg = DiversityConfig {
-                codes: 256,
-                steps: args.steps,
-                ..DiversityConfig::default()
-            };
-            Some(scale_for_length(
-                &flow,
-                g.model.prior(),
-                target,
-                &cfg,
-                &dev,
-            )?)
-        }
-        None => None,
-    };
+    let matched = matched_scale(&g, &flow, args.match_length, args.steps, &dev)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {msg} eta {eta}")
@@ -147,6 +128,127 @@ pub fn diversity(args: EvalDiversityArgs) -> Result<()> {
         m.insert("steps".into(), args.steps.into());
         m.insert("seed".into(), args.seed.into());
         m.insert("wave_speeds".into(), serde_json::to_value(speeds)?);
+    }
+    println!("{line}");
+    Ok(())
+}
+
+/// The step scale that gives the mean path length `target` (256 codes, seed 0) and the
+/// length reached, when a length is asked for.
+fn matched_scale(
+    g: &crate::store::LoadedGenerator,
+    flow: &PotentialFlow,
+    target: Option<f64>,
+    steps: usize,
+    dev: &candle_core::Device,
+) -> Result<Option<(f64, f64)>> {
+    use crate::eval::diversity::{DiversityConfig, scale_for_length};
+    use crate::models::Generator;
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    let cfg = DiversityConfig {
+        codes: 256,
+        steps,
+        ..DiversityConfig::default()
+    };
+    Ok(Some(scale_for_length(
+        flow,
+        g.model.prior(),
+        target,
+        &cfg,
+        dev,
+    )?))
+}
+
+/// Prints the factor score as one JSON line, and the K × F matrix of factor changes on
+/// stderr.
+pub fn factors(args: EvalFactorsArgs) -> Result<()> {
+    use crate::eval::factors::{FactorScoreConfig, factor_score};
+    use crate::train::factors::load_factor_regressor;
+    let dev = device()?;
+    let g = load_generator(&args.source.model, &dev)?;
+    let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
+    let pots = load_potentials(&pot_dir, &g, &dev)?;
+    let flow = PotentialFlow::new(pots.potentials);
+    let dataset = g.manifest.dataset.clone();
+    let reg_dir = match (&args.regressor, &dataset) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(name)) => {
+            let parent = args
+                .source
+                .model
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            parent.join(format!("{name}-factors"))
+        }
+        (None, None) => bail!(
+            "{} does not say which dataset it was trained on; pass --regressor",
+            args.source.model.display()
+        ),
+    };
+    if !reg_dir.is_dir() {
+        bail!(
+            "no factor regressor in {}: train one with `latentflow train-factors --dataset {} \
+             --out {}` or pass --regressor",
+            reg_dir.display(),
+            dataset.as_deref().unwrap_or("DATASET"),
+            reg_dir.display()
+        );
+    }
+    let reg = load_factor_regressor(&reg_dir, &dev)?;
+    if let (Some(a), Some(b)) = (&reg.dataset, &dataset)
+        && a != b
+    {
+        bail!(
+            "the factor regressor in {} reads the factors of {a}, but the generator was trained \
+             on {b}",
+            reg_dir.display()
+        );
+    }
+    let matched = matched_scale(&g, &flow, args.match_length, args.steps, &dev)?;
+    let cfg = FactorScoreConfig {
+        codes: args.codes,
+        steps: args.steps,
+        scale: matched.map_or(1.0, |(scale, _)| scale),
+        seed: args.seed,
+    };
+    let r = factor_score(&g.model, &flow, &reg.model, &cfg, &dev)?;
+    eprintln!(
+        "{} ({}, K = {}): mean share of change on the main factor {:.3}, {} distinct main factors",
+        pot_dir.display(),
+        flow.method(),
+        flow.directions(),
+        r.mean_share,
+        r.distinct_main_factors
+    );
+    let names: Vec<String> = r.factors.iter().map(|f| format!("{f:>11}")).collect();
+    eprintln!("  k  main         share  {}", names.join(" "));
+    for k in 0..flow.directions() {
+        let row: Vec<String> = r.changes[k].iter().map(|c| format!("{c:11.3}")).collect();
+        eprintln!(
+            "{k:3}  {:<11}  {:5.3}  {}",
+            r.main_factor[k],
+            r.share[k],
+            row.join(" ")
+        );
+    }
+    let mut line = serde_json::to_value(&r)?;
+    if let Some(m) = line.as_object_mut() {
+        m.insert(
+            "model".into(),
+            args.source.model.display().to_string().into(),
+        );
+        m.insert("potentials".into(), pot_dir.display().to_string().into());
+        m.insert("regressor".into(), reg_dir.display().to_string().into());
+        m.insert("method".into(), flow.method().into());
+        m.insert("k".into(), flow.directions().into());
+        m.insert("codes".into(), args.codes.into());
+        m.insert("steps".into(), args.steps.into());
+        m.insert("seed".into(), args.seed.into());
+        m.insert("step_scale".into(), matched.map_or(1.0, |(s, _)| s).into());
+        m.insert("mean_displacement".into(), matched.map(|(_, d)| d).into());
     }
     println!("{line}");
     Ok(())

@@ -40,6 +40,9 @@ pub enum Command {
     ImportPth(ImportPthArgs),
     /// Train potentials (PDE traversal or the linear baseline) on a frozen generator.
     TrainPotentials(TrainPotentialsArgs),
+    /// Train a factor regressor (reads a procedural dataset's factors off an image) for
+    /// `eval factors`.
+    TrainFactors(TrainFactorsArgs),
     /// Walk a latent code along learned potentials; save the image strip (and values).
     Traverse(TraverseArgs),
     /// Export a traversal as an animated GIF (with the app state embedded).
@@ -405,6 +408,63 @@ pub enum EvalCommand {
     /// Whether the directions are distinct: cosines between their mean displacements,
     /// path lengths and straightness, wave speeds.
     Diversity(EvalDiversityArgs),
+    /// Which ground-truth factors each direction changes (K × F matrix), read by a factor
+    /// regressor; the share of change on each direction's main factor.
+    Factors(EvalFactorsArgs),
+}
+
+/// Arguments of `train-factors`.
+#[derive(Debug, Args)]
+pub struct TrainFactorsArgs {
+    /// The dataset: scenes or sprites (one with known factors).
+    #[arg(long)]
+    pub dataset: String,
+    /// Total iterations (an interrupted run continues up to this).
+    #[arg(long, default_value_t = 3000)]
+    pub iters: u64,
+    /// Images per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Iterations between checkpoints.
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: u64,
+    /// Start over, replacing a run or regressor in the output folder.
+    #[arg(long)]
+    pub restart: bool,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `eval factors`.
+#[derive(Debug, Args)]
+pub struct EvalFactorsArgs {
+    /// The generator and its potentials.
+    #[command(flatten)]
+    pub source: PotentialSource,
+    /// The factor regressor folder (default: DATASET-factors beside the model folder,
+    /// DATASET being the generator's).
+    #[arg(long)]
+    pub regressor: Option<PathBuf>,
+    /// Starting codes z_0 (the same for every direction).
+    #[arg(long, default_value_t = 256)]
+    pub codes: usize,
+    /// Steps T.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Seed of the starting codes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rescale every step so that the mean ‖z_T − z_0‖ is this (compares methods at one
+    /// path length; default: each method's own steps).
+    #[arg(long)]
+    pub match_length: Option<f64>,
 }
 
 /// Arguments of `eval diversity`.
@@ -568,5 +628,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::ExportGif(args)) => export::export_gif_cmd(args),
         Some(Command::Eval(EvalCommand::Vp(args))) => eval::vp(args),
         Some(Command::Eval(EvalCommand::Diversity(args))) => eval::diversity(args),
+        Some(Command::Eval(EvalCommand::Factors(args))) => eval::factors(args),
+        Some(Command::TrainFactors(args)) => train::train_factors(args),
     }
 }

@@ -84,3 +84,32 @@ pub fn with_progress<T>(
     bar.finish_and_clear();
     result
 }
+
+/// `latentflow train-factors`.
+pub fn train_factors(args: super::TrainFactorsArgs) -> Result<()> {
+    use crate::train::factors::{FactorTrainConfig, train_factors as run};
+    let mut cfg = FactorTrainConfig::new(&args.dataset, args.out.clone());
+    cfg.iters = args.iters;
+    cfg.batch_size = args.batch_size;
+    cfg.lr = args.lr;
+    cfg.seed = args.seed;
+    cfg.checkpoint_every = args.checkpoint_every;
+    cfg.restart = args.restart;
+    cfg.command = super::command_line();
+    let summary = with_progress(cfg.iters, "img/s", |cancel, report| {
+        run(&cfg, &super::device()?, cancel, report).map_err(Into::into)
+    })?;
+    let acc: Vec<String> = summary
+        .held_out
+        .iter()
+        .map(|(n, v)| format!("{} {v:.3}", n.trim_start_matches("acc_")))
+        .collect();
+    println!(
+        "trained {} iterations ({:.0} s in total); held-out accuracy per factor: {}; wrote {}",
+        summary.iterations,
+        summary.elapsed_s,
+        acc.join(", "),
+        args.out.display()
+    );
+    Ok(())
+}

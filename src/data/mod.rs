@@ -63,6 +63,19 @@ pub trait Dataset: Send + Sync {
     fn factors(&self) -> &[Factor] {
         &[]
     }
+    /// The factor values of image `index` (one per entry of [`Dataset::factors`]): the
+    /// index in mixed radix over the factors, last factor fastest (as Shapes3D and
+    /// dSprites lay out their images). Datasets without factors return an error.
+    fn factor_values(&self, index: usize) -> Result<Vec<usize>> {
+        let factors = self.factors();
+        if factors.is_empty() || radix::combinations(factors) != self.len() || index >= self.len() {
+            return Err(Error::config(format!(
+                "dataset {} has no factor values for image {index}",
+                self.name()
+            )));
+        }
+        Ok(radix::decode_vec(factors, index))
+    }
     /// The image with the given factor values (one per entry of [`Dataset::factors`]).
     /// Datasets without factors return an error.
     fn render_factors(&self, _values: &[usize]) -> Result<Image> {

@@ -17,13 +17,24 @@ pub fn combinations(factors: &[Factor]) -> usize {
 /// its factor's count, so an `index` at or past [`combinations`] wraps around.
 pub fn decode<const N: usize>(factors: &[Factor; N], index: usize) -> [usize; N] {
     let mut values = [0; N];
+    decode_into(factors, index, &mut values);
+    values
+}
+
+/// [`decode`] for any number of factors.
+pub fn decode_vec(factors: &[Factor], index: usize) -> Vec<usize> {
+    let mut values = vec![0; factors.len()];
+    decode_into(factors, index, &mut values);
+    values
+}
+
+fn decode_into(factors: &[Factor], index: usize, values: &mut [usize]) {
     let mut rest = index;
     for (value, factor) in values.iter_mut().zip(factors).rev() {
         let n = factor.values.max(1);
         *value = rest % n;
         rest /= n;
     }
-    values
 }
 
 /// The index of the image with the given factor values, last factor fastest: the inverse

@@ -1,4 +1,5 @@
 //! Metrics of traversal methods.
 
 pub mod diversity;
+pub mod factors;
 pub mod vp;
