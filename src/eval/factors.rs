@@ -9,7 +9,12 @@
 //!   angle 2πi/n), divided by π, in [0, 1];
 //! - categorical factors (shape): the total variation ½ Σ_i |p_i − q_i|, in [0, 1];
 //!
-//! averaged over the codes. That gives the K × F matrix M[k][f]. A direction's main factor
+//! averaged over the codes, then divided by the factor's change between two independent
+//! samples G(z), G(z') (the same starting images paired with their neighbours): 1 means a
+//! direction changes the factor as much as drawing a new image does. Without this, factors
+//! the regressor reads less surely from generated images (shape, whose total variation
+//! jumps with every uncertain reading) would look changed by every direction. That gives
+//! the K × F matrix M[k][f]. A direction's main factor
 //! is the one it changes most; its share is M[k][main] / Σ_f M[k][f] (1: it changes one
 //! factor only; 1/F: all alike). The method's score is the mean share over its directions,
 //! reported with the number of distinct main factors (directions that collapsed onto one
@@ -55,8 +60,11 @@ impl Default for FactorScoreConfig {
 pub struct FactorScore {
     /// The factors' names, in the regressor's order.
     pub factors: Vec<String>,
-    /// M[k][f]: the mean change of factor f along direction k, in [0, 1].
+    /// M[k][f]: the mean change of factor f along direction k, relative to its change
+    /// between independent samples (`random_change`).
     pub changes: Vec<Vec<f64>>,
+    /// Per factor, the mean change between independent samples G(z), G(z') (in [0, 1]).
+    pub random_change: Vec<f64>,
     /// Per direction, the factor it changes most.
     pub main_factor: Vec<String>,
     /// Per direction, M[k][main] / Σ_f M[k][f].
@@ -105,9 +113,9 @@ pub fn factor_score(
     cfg: &FactorScoreConfig,
     device: &Device,
 ) -> Result<FactorScore> {
-    if cfg.codes == 0 || cfg.steps == 0 {
+    if cfg.codes < 2 || cfg.steps == 0 {
         return Err(Error::config(
-            "the factor score needs at least one starting code and one step",
+            "the factor score needs at least two starting codes and one step",
         ));
     }
     limits::check_count("--codes", cfg.codes, MAX_PAIRS)?;
@@ -140,6 +148,18 @@ pub fn factor_score(
             start[f].extend(rows(p)?);
         }
     }
+    // The change between independent samples: each start image against the next one.
+    let random_change: Vec<f64> = rc
+        .factors
+        .iter()
+        .zip(&start)
+        .map(|(f, p)| {
+            (0..cfg.codes)
+                .map(|i| factor_change(f, &p[i], &p[(i + 1) % cfg.codes]))
+                .sum::<f64>()
+                / cfg.codes as f64
+        })
+        .collect();
     let mut changes = vec![vec![0.0; rc.factors.len()]; k_total];
     for (k, row) in changes.iter_mut().enumerate() {
         let spec = PathSpec {
@@ -159,8 +179,8 @@ pub fn factor_score(
                 }
             }
         }
-        for c in row.iter_mut() {
-            *c /= cfg.codes as f64;
+        for (c, r) in row.iter_mut().zip(&random_change) {
+            *c /= cfg.codes as f64 * r.max(1e-9);
             if !c.is_finite() {
                 return Err(Error::config(format!(
                     "direction {k} gave a non-finite factor change (its walk left the \
@@ -172,11 +192,16 @@ pub fn factor_score(
     Ok(summarise(
         rc.factors.iter().map(|f| f.name.clone()).collect(),
         changes,
+        random_change,
     ))
 }
 
 /// Main factors and shares of a K × F change matrix.
-pub fn summarise(factors: Vec<String>, changes: Vec<Vec<f64>>) -> FactorScore {
+pub fn summarise(
+    factors: Vec<String>,
+    changes: Vec<Vec<f64>>,
+    random_change: Vec<f64>,
+) -> FactorScore {
     let mut main_factor = Vec::with_capacity(changes.len());
     let mut share = Vec::with_capacity(changes.len());
     let mut mains = std::collections::BTreeSet::new();
@@ -200,6 +225,7 @@ pub fn summarise(factors: Vec<String>, changes: Vec<Vec<f64>>) -> FactorScore {
     FactorScore {
         factors,
         changes,
+        random_change,
         main_factor,
         share,
         mean_share,
@@ -258,6 +284,7 @@ mod tests {
                 vec![0.5, 0.0, 0.0],
                 vec![0.0, 0.0, 0.0],
             ],
+            vec![1.0; 3],
         );
         assert_eq!(s.main_factor, ["a", "b", "a", "a"]);
         let expected = [0.6, 0.75, 1.0, 0.0];
