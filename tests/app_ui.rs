@@ -76,6 +76,9 @@ fn sliders_superpose_switch_and_snapshot() {
         "the slider moved the image"
     );
     assert_eq!(moved.strip.len(), 4);
+    // The plot's points sit at their own times: the shortened last step ends at t = 2.5.
+    let times: Vec<f64> = moved.records.iter().map(|r| r.t).collect();
+    assert_eq!(times, [0.0, 1.0, 2.0, 2.5]);
 
     h.state_mut().state.sliders[2] = -1.5;
     let g = generation(h.state());
@@ -115,6 +118,34 @@ fn sliders_superpose_switch_and_snapshot() {
     // The status bar shows timings, which differ between runs: allow those pixels.
     let opts = SnapshotOptions::default().max_failed_pixels(4000);
     h.snapshot_options("main_window", &opts);
+
+    // ←/→ step one unit of time without playing: the slider at 3 shows t = 2, held.
+    h.key_press(egui::Key::ArrowLeft);
+    let g = generation(h.state());
+    step_until(&mut h, "the stepped frame", |a| generation(a) > g);
+    assert!(!h.state().playback.playing);
+    let times: Vec<f64> = h
+        .state()
+        .frame
+        .as_ref()
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| r.t)
+        .collect();
+    assert_eq!(times, [0.0, 1.0, 2.0]);
+    // Space plays, and space again pauses on the frame it reached.
+    h.key_press(egui::Key::Space);
+    h.step();
+    assert!(h.state().playback.playing);
+    h.key_press(egui::Key::Space);
+    h.step();
+    let held = h.state().playback;
+    assert!(!held.playing && held.phase.is_some());
+    for _ in 0..3 {
+        h.step();
+    }
+    assert_eq!(h.state().playback, held);
 }
 
 #[test]
@@ -161,7 +192,11 @@ fn training_panel_gains_points_and_cancels() {
         a.training_history_len() > paused_at
     });
     h.get_by_label("Cancel").click_accesskit();
-    step_until(&mut h, "the cancel", |a| a.notices.contains("cancelled"));
+    // A cancel is said in the status line, not as an error, and the bar shows no ETA.
+    step_until(&mut h, "the cancel", |a| a.status.contains("cancelled"));
+    assert!(!h.state().notices.contains("cancelled"));
+    let bar = h.state().training_progress_text();
+    assert!(bar.ends_with("cancelled") && !bar.contains("ETA"), "{bar}");
     // The checkpoint becomes a method with sliders.
     step_until(&mut h, "the new potentials", |a| !a.methods.is_empty());
     assert!(h.state().methods[0].dir.ends_with("potentials-new"));

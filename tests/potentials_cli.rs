@@ -486,3 +486,101 @@ fn a_factor_regressor_trains_and_scores_which_factors_directions_change() {
     ]);
     assert!(e.contains("scenes") && e.contains("sprites"), "{e}");
 }
+
+#[test]
+fn without_potentials_every_command_uses_the_pde_set_and_says_so() {
+    // A model with a linear set whose name sorts first: the default is still the PDE set.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    ok(&[
+        "train-generator",
+        "--dataset",
+        "sprites",
+        "--latent",
+        "4",
+        "--base",
+        "8",
+        "--iters",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        s(&dir),
+    ]);
+    for (kind, folder) in [("linear", "a-linear"), ("pde", "z-pde")] {
+        ok(&[
+            "train-potentials",
+            "--generator",
+            s(&dir),
+            "--kind",
+            kind,
+            "--k",
+            "2",
+            "--steps",
+            "3",
+            "--iters",
+            "2",
+            "--batch-size",
+            "4",
+            "--hidden",
+            "8",
+            "--time-dim",
+            "4",
+            "--out",
+            s(&dir.join(folder)),
+        ]);
+    }
+    let out = common::latentflow(&[
+        "eval",
+        "diversity",
+        "--model",
+        s(&dir),
+        "--codes",
+        "4",
+        "--steps",
+        "2",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert!(v["potentials"].as_str().unwrap().ends_with("z-pde"), "{v}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("z-pde") && said.contains("default set"),
+        "{said}"
+    );
+    // The GIF export and the traversal agree with it, and name it too.
+    let gif = tmp.path().join("walk.gif");
+    let out = common::latentflow(&[
+        "export-gif",
+        "--model",
+        s(&dir),
+        "--k",
+        "1",
+        "--steps",
+        "2",
+        "--out",
+        s(&gif),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("z-pde"));
+    let named = tmp.path().join("named.gif");
+    ok(&[
+        "export-gif",
+        "--model",
+        s(&dir),
+        "--potentials",
+        s(&dir.join("z-pde")),
+        "--k",
+        "1",
+        "--steps",
+        "2",
+        "--out",
+        s(&named),
+    ]);
+    assert_eq!(std::fs::read(&gif).unwrap(), std::fs::read(&named).unwrap());
+}

@@ -5,7 +5,9 @@
 use latentflow::app::state::read_embedded_state;
 use latentflow::data::Image;
 use latentflow::train::potentials::PotentialTrainConfig;
-use latentflow::worker::{Command, Event, Frame, GifOptions, RenderRequest, Switch, Worker};
+use latentflow::worker::{
+    Command, Event, Frame, GifOptions, RenderRequest, Switch, TrainingEnd, Worker,
+};
 mod common;
 use common::s;
 
@@ -223,8 +225,10 @@ fn training_reports_progress_and_cancels_keeping_a_checkpoint() {
         Event::TrainingDone(r) => Some(r),
         _ => None,
     });
-    let msg = done.unwrap_err();
-    assert!(msg.contains("cancelled"), "{msg}");
+    let TrainingEnd::Cancelled(msg) = done else {
+        panic!("not a cancel: {done:?}")
+    };
+    assert!(msg.contains("checkpoint") && msg.contains("kept"), "{msg}");
     assert!(
         dir.join("potentials-ui/manifest.json").is_file(),
         "checkpoint kept"
@@ -264,6 +268,14 @@ fn renamed_directions_are_saved_and_reloaded() {
         dir: pots.clone(),
         names: names.clone(),
     });
+    // The worker confirms the save, then reloads the model with the new names.
+    let saved = wait_for(&w, |e| match e {
+        Event::Renamed(d) => Some(d),
+        Event::ModelLoaded { .. } => panic!("reloaded before confirming"),
+        Event::Error(e) => panic!("{e}"),
+        _ => None,
+    });
+    assert_eq!(saved, pots);
     let methods = wait_for(&w, |e| match e {
         Event::ModelLoaded { methods, .. } => Some(methods),
         Event::Error(e) => panic!("{e}"),

@@ -55,13 +55,41 @@ fn colour(s: f32, contour: bool) -> egui::Color32 {
     )
 }
 
+/// The lowest and highest value of a landscape (the ends of its colour scale).
+pub fn value_range(f: &LandscapeFrame) -> (f32, f32) {
+    f.values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(*v), h.max(*v)))
+}
+
+/// The colour scale under the heat map: the colours from the lowest to the highest u,
+/// with both values written at its ends.
+fn colour_scale(ui: &mut egui::Ui, width: f32, lo: f32, hi: f32) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(width, 12.0), egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    let slices = 64;
+    let w = rect.width() / slices as f32;
+    for i in 0..slices {
+        let x = rect.left() + w * i as f32;
+        let r = egui::Rect::from_min_max(
+            egui::pos2(x, rect.top()),
+            egui::pos2(x + w + 0.5, rect.bottom()),
+        );
+        painter.rect_filled(r, 0.0, colour((i as f32 + 0.5) / slices as f32, false));
+    }
+    ui.horizontal(|ui| {
+        ui.set_width(width);
+        ui.label(format!("u = {lo:.3}"));
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            ui.label(format!("{hi:.3}"));
+        });
+    });
+}
+
 /// The heat map of a landscape with 10 contour levels, as an image (row 0 = top = +b).
 pub fn heat_map(f: &LandscapeFrame) -> egui::ColorImage {
     let n = f.n;
-    let (lo, hi) = f
-        .values
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+    let (lo, hi) = value_range(f);
     let range = (hi - lo).max(1e-12);
     let level = |v: f32| ((v - lo) / range * 10.0).floor() as i32;
     let mut pixels = Vec::with_capacity(n * n);
@@ -124,7 +152,10 @@ impl LandscapePanel {
             ui.label("evaluating…");
             return;
         };
-        let side = ui.available_width().min(360.0);
+        // Fit the picture, its scale and its caption in the visible height left (in a
+        // scroll area the available height is unbounded), between 120 and 360 points.
+        let visible = ui.clip_rect().bottom() - ui.cursor().top() - 72.0;
+        let side = ui.available_width().min(visible).clamp(120.0, 360.0);
         let response = ui.image((tex.id(), egui::vec2(side, side)));
         let rect = response.rect;
         let to_screen = |(a, b): (f32, f32)| {
@@ -142,6 +173,8 @@ impl LandscapePanel {
         if let Some(last) = points.last() {
             painter.circle_filled(*last, 4.0, egui::Color32::BLACK);
         }
+        let (lo, hi) = value_range(f);
+        colour_scale(ui, side, lo, hi);
         ui.label(format!(
             "u(z_t, t) on the plane, {}×{} points, {:.1} ms on the {}",
             f.n,

@@ -147,8 +147,8 @@ pub struct App {
     loading: bool,
     /// Errors shown until the user dismisses them.
     pub notices: notices::Notices,
-    playing: bool,
-    play_phase: f64,
+    /// Play, pause and ←/→ stepping of the traversal.
+    pub playback: state::Playback,
     training: training::TrainingPanel,
     export: viewer::ExportPanel,
     /// The landscape panel.
@@ -185,8 +185,7 @@ impl App {
             status: "loading the model…".into(),
             loading: true,
             notices: notices::Notices::default(),
-            playing: false,
-            play_phase: 0.0,
+            playback: state::Playback::default(),
             training: training::TrainingPanel::default(),
             export: viewer::ExportPanel::default(),
             landscape: landscape::LandscapePanel::default(),
@@ -233,7 +232,7 @@ impl App {
 
     /// The request the current state describes (generation not yet assigned).
     pub fn request(&self) -> RenderRequest {
-        let scale = if self.playing { self.play_phase } else { 1.0 };
+        let scale = self.playback.scale();
         RenderRequest {
             generation: 0,
             seed: self.state.seed,
@@ -354,10 +353,16 @@ impl App {
                 }
                 Event::Landscape(f) => self.landscape.set(ctx, *f),
                 Event::Training(p) => self.training.on_progress(p),
-                Event::TrainingDone(result) => match self.training.on_done(result) {
+                Event::TrainingDone(end) => match self.training.on_done(end) {
                     Ok(msg) => self.status = msg,
                     Err(msg) => self.error(msg),
                 },
+                Event::Renamed(dir) => {
+                    self.status = format!(
+                        "saved the names in {}",
+                        dir.join(crate::store::MANIFEST_FILE).display()
+                    )
+                }
                 Event::ExportProgress(f) => self.export.progress = Some(f),
                 Event::ExportDone(result) => {
                     self.export.progress = None;
@@ -400,14 +405,15 @@ impl App {
             )
         });
         if space {
-            self.playing = !self.playing;
-            self.play_phase = 0.0;
+            self.playback.toggle();
         }
-        let step = 1.0 / self.state.max_t.max(1.0);
         if left || right {
-            self.playing = true;
-            let d = if right { step } else { -step };
-            self.play_phase = (self.play_phase + d).clamp(0.0, 1.0);
+            let longest = self
+                .state
+                .sliders
+                .iter()
+                .fold(0.0f64, |m, t| m.max(t.abs()));
+            self.playback.step(if right { 1.0 } else { -1.0 }, longest);
         }
         if r {
             self.state.seed = rand::random::<u32>() as u64;
@@ -527,23 +533,23 @@ impl App {
     }
 
     fn advance_animation(&mut self, ctx: &egui::Context) {
-        if !self.playing {
+        if !self.playback.playing {
             return;
         }
         let dt = ctx.input(|i| i.stable_dt).min(0.1) as f64;
-        // One slider unit per 1/8 s.
-        self.play_phase += dt * 8.0 / self.state.max_t.max(1.0);
-        if self.play_phase > 1.0 {
-            self.play_phase = 0.0;
-        }
+        self.playback.advance(dt, self.state.max_t);
         ctx.request_repaint();
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
             ui.label("Seed");
-            ui.add(egui::DragValue::new(&mut self.state.seed).speed(0.2))
-                .on_hover_text("Seed of the starting code z0");
+            // A fixed width, so that a long seed does not move the buttons after it.
+            ui.add_sized(
+                egui::vec2(96.0, ui.spacing().interact_size.y),
+                egui::DragValue::new(&mut self.state.seed).speed(0.2),
+            )
+            .on_hover_text("Seed of the starting code z0");
             if ui.button("< Prev").on_hover_text("Previous seed").clicked() {
                 self.state.seed = self.state.seed.saturating_sub(1);
             }
@@ -563,17 +569,24 @@ impl App {
                 .clicked()
             {
                 self.state.reset_sliders();
-                self.playing = false;
+                self.playback.stop();
             }
             ui.separator();
-            let play = if self.playing { "Pause" } else { "Play" };
+            let play = if self.playback.playing {
+                "Pause"
+            } else {
+                "Play"
+            };
+            // A fixed width: the bar does not shift when the label changes.
             if ui
-                .button(play)
-                .on_hover_text("Animate the traversal (space)")
+                .add_sized(
+                    egui::vec2(48.0, ui.spacing().interact_size.y),
+                    egui::Button::new(play),
+                )
+                .on_hover_text("Animate the traversal; Pause holds the frame (space, ←/→ step)")
                 .clicked()
             {
-                self.playing = !self.playing;
-                self.play_phase = 0.0;
+                self.playback.toggle();
             }
             ui.separator();
             if ui
@@ -761,6 +774,11 @@ impl App {
     /// the training panel draws as a heat map.
     pub fn training_cosines(&self) -> Option<Vec<Vec<f64>>> {
         self.training.cosines()
+    }
+
+    /// The text of the training panel's progress bar (empty before the first job).
+    pub fn training_progress_text(&self) -> String {
+        self.training.progress_text()
     }
 
     /// The training panel's message line (how the job stands).

@@ -23,6 +23,7 @@ pub fn plot_ui(app: &mut App, ui: &mut egui::Ui) {
         .height(170.0)
         .legend(Legend::default())
         .allow_scroll(false)
+        .x_axis_label("t")
         .show(ui, |plot| {
             plot.line(Line::new("u(z_t, t)", series(&|r| r.u[0])));
             plot.line(Line::new("|grad u|", series(&|r| r.grad_norm[0])));

@@ -231,6 +231,70 @@ pub fn read_embedded_state(path: &Path) -> Result<Option<Saved>> {
     Ok(Some(saved))
 }
 
+/// Playback of the traversal: the sliders' times scaled by a phase in [0, 1]. Play runs
+/// the phase from 0 to 1 and over again; Pause holds the frame shown; ←/→ step one unit of
+/// time along the longest slider without playing; Reset (or moving a slider while held)
+/// shows the sliders' own values again.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Playback {
+    /// Whether the phase advances by itself.
+    pub playing: bool,
+    /// The phase held or played (`None`: the sliders' own values).
+    pub phase: Option<f64>,
+}
+
+impl Playback {
+    /// Slider units per second while playing.
+    const SPEED: f64 = 8.0;
+
+    /// The factor on every slider time.
+    pub fn scale(&self) -> f64 {
+        self.phase.unwrap_or(1.0)
+    }
+
+    /// Play from the start (or from the held frame), or pause and hold the frame shown.
+    pub fn toggle(&mut self) {
+        if self.playing {
+            self.playing = false;
+        } else {
+            self.playing = true;
+            if self.phase.is_none_or(|p| p >= 1.0) {
+                self.phase = Some(0.0);
+            }
+        }
+    }
+
+    /// One unit of time forwards (`+1`) or backwards (`-1`) along the longest slider
+    /// (`longest` = its |t|), without playing.
+    pub fn step(&mut self, direction: f64, longest: f64) {
+        self.playing = false;
+        let d = direction / longest.max(1.0);
+        self.phase = Some((self.scale() + d).clamp(0.0, 1.0));
+    }
+
+    /// Advances a playing phase by `dt` seconds for sliders of range `max_t` (wrapping to
+    /// the start after the end).
+    pub fn advance(&mut self, dt: f64, max_t: f64) {
+        if !self.playing {
+            return;
+        }
+        let p = self.phase.unwrap_or(0.0) + dt * Self::SPEED / max_t.max(1.0);
+        self.phase = Some(if p > 1.0 { 0.0 } else { p });
+    }
+
+    /// Back to the sliders' own values.
+    pub fn stop(&mut self) {
+        *self = Self::default();
+    }
+
+    /// A slider moved: a held frame gives way to the sliders' values (playing goes on).
+    pub fn slider_moved(&mut self) {
+        if !self.playing {
+            self.phase = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +319,40 @@ mod tests {
         save_png_with_state(&frames, &plain, "").unwrap();
         assert_eq!(read_embedded_state(&plain).unwrap(), None);
         assert!(read_embedded_state(&dir.path().join("x.txt")).is_err());
+    }
+    #[test]
+    fn playback_pauses_where_it_is_and_steps_without_playing() {
+        let mut p = Playback::default();
+        assert_eq!(p.scale(), 1.0);
+        // ←: one unit back along a slider at 4, held.
+        p.step(-1.0, 4.0);
+        assert!(!p.playing);
+        assert_eq!(p.scale(), 0.75);
+        p.step(1.0, 4.0);
+        p.step(1.0, 4.0);
+        assert_eq!(p.scale(), 1.0);
+        // Play starts over from an ended phase; Pause keeps the frame.
+        p.toggle();
+        assert!(p.playing);
+        assert_eq!(p.scale(), 0.0);
+        p.advance(0.1, 8.0);
+        assert!((p.scale() - 0.1).abs() < 1e-12);
+        p.toggle();
+        assert!(!p.playing);
+        assert!((p.scale() - 0.1).abs() < 1e-12);
+        p.advance(0.1, 8.0);
+        assert!((p.scale() - 0.1).abs() < 1e-12, "a paused phase stays");
+        // Playing again goes on from the held frame, and wraps after the end.
+        p.toggle();
+        p.advance(1.0, 8.0);
+        assert_eq!(p.scale(), 0.0);
+        // A slider moved while held shows the slider's value; Reset stops.
+        p.toggle();
+        p.step(-1.0, 2.0);
+        p.slider_moved();
+        assert_eq!(p.scale(), 1.0);
+        p.toggle();
+        p.stop();
+        assert_eq!(p, Playback::default());
     }
 }

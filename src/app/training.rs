@@ -3,7 +3,7 @@
 
 use crate::train::Progress;
 use crate::train::potentials::{LossWeights, PotentialTrainConfig, cosine_matrix, is_diagnostic};
-use crate::worker::Command;
+use crate::worker::{Command, TrainingEnd};
 use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 use std::path::Path;
@@ -29,6 +29,8 @@ pub struct TrainingPanel {
     /// Per logged iteration: (iteration, named values).
     pub history: Vec<(u64, Vec<(String, f64)>)>,
     message: String,
+    /// How the last job ended ("finished", "cancelled", "failed"), while none runs.
+    ended: Option<&'static str>,
 }
 
 impl Default for TrainingPanel {
@@ -54,6 +56,7 @@ impl Default for TrainingPanel {
             position: (0, 0),
             history: Vec::new(),
             message: String::new(),
+            ended: None,
         }
     }
 }
@@ -88,25 +91,54 @@ impl TrainingPanel {
         &self.message
     }
 
-    /// The job ended; returns the status line.
-    pub fn on_done(
-        &mut self,
-        result: Result<std::path::PathBuf, String>,
-    ) -> Result<String, String> {
+    /// The job ended; returns the status line, or the error to show (a cancel is not
+    /// one).
+    pub fn on_done(&mut self, end: TrainingEnd) -> Result<String, String> {
         self.running = false;
         self.paused = false;
-        match result {
-            Ok(dir) => {
+        match end {
+            TrainingEnd::Saved(dir) => {
+                self.ended = Some("finished");
                 self.message = format!("saved {}", dir.display());
                 Ok(format!(
                     "training finished; potentials saved in {}",
                     dir.display()
                 ))
             }
-            Err(e) => {
+            TrainingEnd::Cancelled(what) => {
+                self.ended = Some("cancelled");
+                self.message = what.clone();
+                Ok(what)
+            }
+            TrainingEnd::Failed(e) => {
+                self.ended = Some("failed");
                 self.message = e.clone();
                 Err(e)
             }
+        }
+    }
+
+    /// The progress bar's text: iterations, rate and ETA while a job runs; how it ended
+    /// (no ETA) once it stopped.
+    pub fn progress_text(&self) -> String {
+        let (it, total) = self.position;
+        if total == 0 {
+            return String::new();
+        }
+        if !self.running {
+            return format!("{it}/{total}  {}", self.ended.unwrap_or("stopped"));
+        }
+        if self.paused {
+            return format!("{it}/{total}  paused");
+        }
+        let rate = self.started.map_or(0.0, |s| {
+            (it - self.first_iteration.min(it)) as f64 / s.elapsed().as_secs_f64().max(1e-9)
+        });
+        if rate > 0.0 {
+            let eta = (total - it) as f64 / rate;
+            format!("{it}/{total}  {rate:.1} it/s  ETA {eta:.0} s")
+        } else {
+            format!("{it}/{total}")
         }
     }
 
@@ -220,6 +252,7 @@ impl TrainingPanel {
                         format!("latentflow app (training panel), out {}", cfg.out.display());
                     self.history.clear();
                     self.running = true;
+                    self.ended = None;
                     self.message = "starting…".into();
                     command = Some(Command::Train(Box::new(cfg)));
                 }
@@ -228,18 +261,7 @@ impl TrainingPanel {
         let (it, total) = self.position;
         if total > 0 {
             let frac = it as f32 / total as f32;
-            let rate = self.started.map_or(0.0, |s| {
-                (it - self.first_iteration.min(it)) as f64 / s.elapsed().as_secs_f64().max(1e-9)
-            });
-            let eta = if rate > 0.0 {
-                (total - it) as f64 / rate
-            } else {
-                f64::NAN
-            };
-            ui.add(
-                egui::ProgressBar::new(frac)
-                    .text(format!("{it}/{total}  {rate:.1} it/s  ETA {eta:.0} s")),
-            );
+            ui.add(egui::ProgressBar::new(frac).text(self.progress_text()));
         }
         if !self.message.is_empty() {
             ui.label(&self.message);

@@ -147,9 +147,16 @@ pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
             let slider = egui::Slider::new(&mut app.state.sliders[k], -t..=t)
                 .text(format!("{k}: {name}"))
                 .step_by(0.05);
-            ui.add(slider).on_hover_text(format!(
-                "Time along potential {k} ({name}); negative moves against the flow; several non-zero sliders superpose"
-            ));
+            let r = ui.add(slider);
+            if r.changed() {
+                app.playback.slider_moved();
+            }
+            // No tooltip while dragging: it would cover the sliders below.
+            if !r.dragged() {
+                r.on_hover_text(format!(
+                    "Time along potential {k} ({name}); negative moves against the flow; several non-zero sliders superpose"
+                ));
+            }
         }
     });
     ui.horizontal(|ui| {

@@ -8,7 +8,7 @@ use crate::limits::{self, MAX_SCALE, MAX_STEP_SCALE, MAX_STEPS};
 use crate::methods::{PathSpec, Plan, PotentialFlow, Traversal};
 use crate::models::images::{decode_images, grid_bytes};
 use crate::models::sample_latents;
-use crate::store::{find_potentials, load_generator, load_potentials};
+use crate::store::{default_potentials, load_generator, load_potentials};
 use crate::train::potentials::{LossWeights, PotentialTrainConfig, train_potentials as run};
 use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
@@ -77,19 +77,24 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     Ok(())
 }
 
-/// The potential folder to use: the one given, or the only/first one inside the model.
+/// The potential folder to use: the one given, or the model's default set
+/// ([`default_potentials`]: a PDE set first), named on stderr so that a user sees which.
 pub fn resolve_potentials(model: &Path, given: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p);
     }
-    let found = find_potentials(model);
-    found.into_iter().next().with_context(|| {
+    let chosen = default_potentials(model).with_context(|| {
         format!(
             "{} holds no potentials; train some with `latentflow train-potentials --generator {}` or pass --potentials",
             model.display(),
             model.display()
         )
-    })
+    })?;
+    eprintln!(
+        "using the potentials in {} (the model's default set; --potentials picks another)",
+        chosen.display()
+    );
+    Ok(chosen)
 }
 
 /// The plan the traversal flags describe.

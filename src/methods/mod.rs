@@ -42,6 +42,36 @@ impl Plan {
         }
     }
 
+    /// The time of each of the T + 1 points of a `steps`-step walk: t_0 = 0, and each step
+    /// advances it by its length: 1, or in a schedule the largest fraction active in that
+    /// step (a slider at 2.3 ends at t = 2.3, not 3).
+    pub fn point_times(&self, steps: usize) -> Vec<f64> {
+        let mut times = vec![0.0];
+        for step in 0..steps {
+            let length = match self {
+                Plan::Schedule(_) => self
+                    .active(step)
+                    .iter()
+                    .fold(0.0f64, |m, (_, w)| m.max(w.abs())),
+                _ => 1.0,
+            };
+            times.push(times[step] + length);
+        }
+        times
+    }
+
+    /// The (direction, weight) pairs whose values a record of step `step` sums: the
+    /// weights of [`Plan::active`], except that a schedule's shortened step still follows
+    /// the whole potential (weight ±1): its fraction is how far the step goes, not how much
+    /// of u^k there is (a linear potential's ‖∇u‖ stays constant along a fractional walk).
+    pub fn record_weights(&self, step: usize) -> Vec<(usize, f64)> {
+        let active = self.active(step);
+        match self {
+            Plan::Schedule(_) => active.into_iter().map(|(k, w)| (k, w.signum())).collect(),
+            _ => active,
+        }
+    }
+
     /// The app's sliders: potential k runs for |t_k| steps (fractional: the last step is
     /// shortened), forwards for t_k > 0 and backwards for t_k < 0, all at once (several
     /// non-zero sliders superpose). Returns the plan and its step count (0 when every
@@ -178,7 +208,8 @@ impl PathSpec {
 /// U = Σ_k w_k u^k, whose gradient is the step).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRecord {
-    /// Time t of this point (step index).
+    /// Time t of this point: the step index, fractional at the end of a shortened last
+    /// step (see [`Plan::point_times`]).
     pub t: f64,
     /// u(z_t, t).
     pub u: Vec<f32>,

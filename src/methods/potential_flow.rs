@@ -84,12 +84,14 @@ impl Traversal for PotentialFlow {
         let path = self.walk(z0, spec)?;
         let b = z0.dim(0)?;
         let dev = z0.device().clone();
-        // ...and the records come from one batched evaluation of every point. The last
-        // point is measured with the potentials of the last step.
+        // ...and the records come from one batched evaluation of every point, each at its
+        // own time. The last point is measured with the potentials of the last step.
         let n = spec.steps + 1;
         let all = Tensor::cat(&path, 0)?;
-        let times: Vec<f32> = (0..n)
-            .flat_map(|s| std::iter::repeat_n(s as f32, b))
+        let point_times = spec.plan.point_times(spec.steps);
+        let times: Vec<f32> = point_times
+            .iter()
+            .flat_map(|&t| std::iter::repeat_n(t as f32, b))
             .collect();
         let times = Tensor::new(times, &dev)?.to_dtype(all.dtype())?;
         let mut ks = spec.plan.directions();
@@ -104,7 +106,7 @@ impl Traversal for PotentialFlow {
                 .flat_map(|s| {
                     let w = spec
                         .plan
-                        .active(s.min(spec.steps - 1))
+                        .record_weights(s.min(spec.steps - 1))
                         .iter()
                         .filter(|(j, _)| *j == k)
                         .map(|(_, w)| *w as f32)
@@ -142,7 +144,7 @@ impl Traversal for PotentialFlow {
         let rows = |v: &[f32], s: usize| v[s * b..(s + 1) * b].to_vec();
         let records = (0..n)
             .map(|s| StepRecord {
-                t: s as f64,
+                t: point_times[s],
                 u: rows(&u, s),
                 grad_norm: rows(&grad_norm, s),
                 du_dt: rows(&du, s),
@@ -241,6 +243,41 @@ mod tests {
         let p = f.path(&z, &spec).unwrap();
         let step = (grad(&f, &z, 0.0, 0) - (grad(&f, &z, 0.0, 2) * 0.5).unwrap()).unwrap();
         assert!(close(&p.z[1], &(&z + step).unwrap()));
+    }
+
+    #[test]
+    fn a_fractional_slider_records_the_whole_potential_at_fractional_t() {
+        let f = flow();
+        let z = z0();
+        let (plan, steps) = Plan::from_sliders(&[0.0, -2.25, 0.0]);
+        let spec = PathSpec {
+            plan,
+            steps,
+            negative: false,
+            scale: 1.0,
+        };
+        let p = f.path(&z, &spec).unwrap();
+        let times: Vec<f64> = p.records.iter().map(|r| r.t).collect();
+        assert_eq!(times, [0.0, 1.0, 2.0, 2.25]);
+        // The walk takes a quarter of the last step, backwards...
+        let want = (&p.z[2] - (grad(&f, &p.z[2], 2.0, 1) * 0.25).unwrap()).unwrap();
+        assert!(close(&p.z[3], &want));
+        // ...but every record, the shortened step's too, is −u^1 itself, at its own time.
+        for (s, r) in p.records.iter().enumerate() {
+            let t = Tensor::full(r.t, 2, &Device::Cpu).unwrap();
+            let ev = f.potentials().eval(&p.z[s], &t, 1).unwrap();
+            let u: Vec<f64> = ev.u.to_vec1().unwrap();
+            assert!((r.u[0] as f64 + u[0]).abs() < 1e-5, "point {s}");
+            let norm = grad(&f, &p.z[s], r.t, 1)
+                .sqr()
+                .unwrap()
+                .sum(1)
+                .unwrap()
+                .sqrt()
+                .unwrap();
+            let norm: Vec<f64> = norm.to_vec1().unwrap();
+            assert!((r.grad_norm[0] as f64 - norm[0]).abs() < 1e-5, "point {s}");
+        }
     }
 
     #[test]

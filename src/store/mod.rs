@@ -19,7 +19,7 @@ pub mod tensors;
 
 pub use generator::{LoadedGenerator, load_generator, save_checkpoint};
 pub use manifest::{FORMAT_VERSION, Manifest, TensorInfo};
-pub use potentials::{LoadedPotentials, find_potentials, load_potentials};
+pub use potentials::{LoadedPotentials, default_potentials, find_potentials, load_potentials};
 pub use tensors::{load_safetensors, save_safetensors};
 
 /// File name of the manifest inside a checkpoint folder.

@@ -3,7 +3,7 @@
 
 use super::generator::{LoadedGenerator, read_manifest, read_weights};
 use super::{MANIFEST_FILE, manifest::Manifest};
-use crate::models::potential::{PotentialConfig, Potentials};
+use crate::models::potential::{PotentialConfig, PotentialKind, Potentials};
 use crate::nn::Params;
 use crate::{Error, Result};
 use candle_core::Device;
@@ -109,17 +109,31 @@ fn check_generator(dir: &Path, manifest: &Manifest, generator: &LoadedGenerator)
 }
 
 /// The potential sets inside a generator folder: each sub-folder whose manifest says
-/// `potentials`, sorted by name.
+/// `potentials`, the paper's PDE sets first, then the others (the baselines), each group
+/// sorted by name. The first is the default set of the app and of every command (see
+/// [`default_potentials`]): one rule, in one place.
 pub fn find_potentials(model_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(model_dir) else {
         return Vec::new();
     };
-    let mut found: Vec<PathBuf> = entries
+    let mut found: Vec<(bool, PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| read_manifest(p).is_ok_and(|m| m.model == "potentials"))
+        .filter_map(|p| {
+            let m = read_manifest(&p).ok()?;
+            (m.model == "potentials").then(|| {
+                let pde = potential_config(&p, &m).is_ok_and(|c| c.kind == PotentialKind::Pde);
+                (!pde, p)
+            })
+        })
         .collect();
     found.sort();
-    found
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The set a command uses when none is named: the first of [`find_potentials`] (a PDE
+/// set when the folder holds one).
+pub fn default_potentials(model_dir: &Path) -> Option<PathBuf> {
+    find_potentials(model_dir).into_iter().next()
 }
 
 /// Writes new display names into a potential set's manifest (atomically), after checking

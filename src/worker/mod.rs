@@ -105,6 +105,17 @@ pub struct MethodInfo {
     pub names: Vec<String>,
 }
 
+/// How a training job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainingEnd {
+    /// It ran to the end; the folder it wrote.
+    Saved(PathBuf),
+    /// The user cancelled it; what was kept, in words (not an error).
+    Cancelled(String),
+    /// It failed; why.
+    Failed(String),
+}
+
 /// What the worker reports.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -123,8 +134,11 @@ pub enum Event {
     Landscape(Box<LandscapeFrame>),
     /// Progress of the training job.
     Training(Progress),
-    /// The training job ended: the folder it wrote, or why it stopped.
-    TrainingDone(Result<PathBuf, String>),
+    /// The training job ended.
+    TrainingDone(TrainingEnd),
+    /// New direction names were saved in the manifest of this potential set (the model
+    /// reloads with them next).
+    Renamed(PathBuf),
     /// Progress of the export job (fraction done).
     ExportProgress(f32),
     /// The export job ended.
@@ -205,8 +219,8 @@ pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate:
         };
         methods.push((info, flow));
     }
-    // The paper's method first (the app opens on it), then the baselines.
-    methods.sort_by_key(|(m, _)| m.method != "pde");
+    // `find_potentials` lists the paper's method first: the app opens on it, as the
+    // commands do.
     Ok(Loaded { generator, methods })
 }
 
@@ -314,6 +328,7 @@ impl State {
                     Command::RenameDirections { dir, names } => {
                         match crate::store::potentials::rename_directions(&dir, &names) {
                             Ok(()) => {
+                                self.send(Event::Renamed(dir));
                                 if let Some(model) = &self.model {
                                     let d = model.generator.dir.clone();
                                     self.load(d);
@@ -408,15 +423,19 @@ impl State {
                 let result = train_potentials(&cfg, &device, &token, &mut |p| {
                     send(Event::Training(p));
                 });
+                let kept = cfg.out.join(crate::store::MANIFEST_FILE).exists();
                 let done = match result {
-                    Ok(_) => Ok(cfg.out.clone()),
-                    Err(crate::Error::Cancelled) => Err(format!(
+                    Ok(_) => TrainingEnd::Saved(cfg.out.clone()),
+                    Err(crate::Error::Cancelled) if kept => TrainingEnd::Cancelled(format!(
                         "training cancelled; the last checkpoint in {} is kept",
                         cfg.out.display()
                     )),
-                    Err(e) => Err(e.to_string()),
+                    Err(crate::Error::Cancelled) => TrainingEnd::Cancelled(
+                        "training cancelled before its first checkpoint; nothing was saved".into(),
+                    ),
+                    Err(e) => TrainingEnd::Failed(e.to_string()),
                 };
-                let wrote = done.is_ok() || cfg.out.join(crate::store::MANIFEST_FILE).exists();
+                let wrote = matches!(done, TrainingEnd::Saved(_)) || kept;
                 send(Event::TrainingDone(done));
                 // New (or updated) potentials become sliders: reload the model folder.
                 if wrote && cfg.out.parent() == Some(model_dir.as_path()) {

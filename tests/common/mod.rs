@@ -28,13 +28,21 @@ pub fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs a command that must fail with a one-line `error: ...`; returns that line.
+/// Runs a command that must fail with a one-line `error: ...` as the last line of stderr
+/// (notes such as which potential set was chosen may come before it); returns that line.
 pub fn fails(args: &[&str]) -> String {
     let out = latentflow(args);
     assert!(!out.status.success(), "{args:?} should fail");
-    let e = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    assert!(e.starts_with("error: "), "{args:?}: {e}");
-    assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+    let all = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let e = all.lines().last().unwrap_or_default().to_string();
+    assert!(e.starts_with("error: "), "{args:?}: {all}");
+    let notes = all.lines().rev().skip(1);
+    assert!(
+        notes
+            .clone()
+            .all(|l| l.starts_with("using the potentials in")),
+        "{args:?}: {all}"
+    );
     e
 }
 
