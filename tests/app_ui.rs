@@ -223,6 +223,40 @@ fn a_corrupt_model_shows_an_error_and_the_old_one_keeps_working() {
 }
 
 #[test]
+fn a_partly_broken_model_loads_what_it_can_and_says_what_it_could_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(model().join(f), dir.join(f)).unwrap();
+    }
+    std::fs::create_dir(dir.join("potentials-pde")).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        let from = model().join("potentials-pde").join(f);
+        std::fs::copy(from, dir.join("potentials-pde").join(f)).unwrap();
+    }
+    let weights = dir.join("potentials-pde/model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let mut h = harness(&dir);
+    // The generator works (a frame of z_0), the broken set is named in an error, and the
+    // sliders' panel says why there are none instead of "no potentials yet".
+    step_until(&mut h, "the generator's frame", |a| a.frame.is_some());
+    assert!(
+        h.state()
+            .notices
+            .contains("could not load the potentials in")
+    );
+    assert!(h.state().methods.is_empty());
+    h.get_by_label_contains("None of this model's 1 potential sets could be loaded");
+
+    // A folder that is not a model: the viewer says no model is loaded, not "waiting".
+    let mut h = harness(&tmp.path().join("nothing"));
+    step_until(&mut h, "the load error", |a| !a.is_loading());
+    h.get_by_label_contains("No model is loaded: open one");
+}
+
+#[test]
 fn a_dead_worker_is_reported_and_replaced() {
     let mut h = harness(model());
     step_until(&mut h, "the first frame", |a| a.frame.is_some());

@@ -136,12 +136,55 @@ fn corrupt_model_is_reported_and_the_previous_one_keeps_working() {
     std::fs::write(bad.join("model.safetensors"), b"garbage").unwrap();
     w.send(Command::LoadModel(bad));
     let msg = wait_for(&w, |e| match e {
-        Event::Error(m) => Some(m),
+        Event::LoadFailed { error, .. } => Some(error),
         Event::ModelLoaded { .. } => panic!("a corrupt model loaded"),
         _ => None,
     });
     assert!(msg.contains("model.safetensors"), "{msg}");
     let f = render(&w, request(7, &[1.0, 0.0, 0.0]));
+    assert_eq!(f.strip.len(), 2);
+}
+
+#[test]
+fn a_truncated_potential_set_leaves_the_generator_and_the_other_sets_usable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(model().join(f), dir.join(f)).unwrap();
+    }
+    for set in ["potentials-a", "potentials-b"] {
+        std::fs::create_dir(dir.join(set)).unwrap();
+        for f in ["manifest.json", "model.safetensors"] {
+            std::fs::copy(
+                model().join("potentials-pde").join(f),
+                dir.join(set).join(f),
+            )
+            .unwrap();
+        }
+    }
+    let weights = dir.join("potentials-a/model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let w = Worker::spawn(|| {});
+    w.send(Command::LoadModel(dir.clone()));
+    let (methods, unusable) = wait_for(&w, |e| match e {
+        Event::ModelLoaded {
+            methods, unusable, ..
+        } => Some((methods, unusable)),
+        Event::LoadFailed { error, .. } => panic!("the whole model failed: {error}"),
+        _ => None,
+    });
+    assert_eq!(methods.len(), 1);
+    assert!(methods[0].dir.ends_with("potentials-b"));
+    assert_eq!(unusable.len(), 1);
+    assert!(unusable[0].0.ends_with("potentials-a"));
+    assert!(
+        unusable[0].1.contains("model.safetensors"),
+        "{}",
+        unusable[0].1
+    );
+    let f = render(&w, request(3, &[1.0, 0.0, 0.0]));
     assert_eq!(f.strip.len(), 2);
 }
 

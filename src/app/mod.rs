@@ -159,6 +159,8 @@ pub struct App {
     /// With `--screenshot`: the error that ended the run, returned by [`run`].
     exit_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     worker_restarts: u32,
+    /// How many of the model's potential sets could not be loaded.
+    pub unusable_sets: usize,
     /// Whether the slider names are being edited.
     pub editing_names: bool,
     /// The names being edited.
@@ -194,6 +196,7 @@ impl App {
             screenshot_done: Default::default(),
             exit_error: Default::default(),
             worker_restarts: 0,
+            unusable_sets: 0,
             editing_names: false,
             name_edits: Vec::new(),
         }
@@ -301,7 +304,16 @@ impl App {
                     dir,
                     description,
                     methods,
+                    unusable,
                 } => {
+                    for (set, why) in &unusable {
+                        self.error(format!(
+                            "could not load the potentials in {}: {why} (the generator and \
+                             the other sets are loaded)",
+                            set.display()
+                        ));
+                    }
+                    self.unusable_sets = unusable.len();
                     // A reload after training keeps the status line: it says how the
                     // job ended.
                     if std::mem::take(&mut self.loading) {
@@ -357,6 +369,18 @@ impl App {
                     Ok(msg) => self.status = msg,
                     Err(msg) => self.error(msg),
                 },
+                Event::LoadFailed { dir, error } => {
+                    self.loading = false;
+                    self.status = match &self.model_dir {
+                        Some(old) => format!(
+                            "could not load {}; still showing {}",
+                            dir.display(),
+                            old.display()
+                        ),
+                        None => format!("could not load {}", dir.display()),
+                    };
+                    self.error(error);
+                }
                 Event::Renamed(dir) => {
                     self.status = format!(
                         "saved the names in {}",
@@ -774,6 +798,11 @@ impl App {
     /// the training panel draws as a heat map.
     pub fn training_cosines(&self) -> Option<Vec<Vec<f64>>> {
         self.training.cosines()
+    }
+
+    /// Whether a model the user asked for is still loading.
+    pub fn is_loading(&self) -> bool {
+        self.loading
     }
 
     /// The text of the training panel's progress bar (empty before the first job).

@@ -65,7 +65,17 @@ pub fn export_ui(p: &mut ExportPanel, ui: &mut egui::Ui) -> bool {
 pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
     ui.heading("Traversal");
     if app.methods.is_empty() {
-        ui.label("This model has no potentials yet: train some below.");
+        if app.model_dir.is_none() {
+            ui.label("No model is loaded.");
+        } else if app.unusable_sets > 0 {
+            ui.label(format!(
+                "None of this model's {} potential sets could be loaded (the errors below say \
+                 why): train new ones below, or open another model.",
+                app.unusable_sets
+            ));
+        } else {
+            ui.label("This model has no potentials yet: train some below.");
+        }
         return;
     }
     let current = app.state.method.min(app.methods.len() - 1);
@@ -189,7 +199,15 @@ pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
 /// The current image (zoomable), z_0 beside it, the strip and the batch view.
 pub fn viewer_ui(app: &mut App, ui: &mut egui::Ui) {
     let Some(current) = app.shown.current.clone() else {
-        ui.centered_and_justified(|ui| ui.label("waiting for the first frame…"));
+        let what = if app.model_dir.is_some() {
+            "waiting for the first frame…"
+        } else if app.is_loading() {
+            "loading the model…"
+        } else {
+            "No model is loaded: open one with \"Open model…\" or drop a model folder here \
+             (the errors below say what went wrong)."
+        };
+        ui.centered_and_justified(|ui| ui.label(what));
         return;
     };
     ui.horizontal(|ui| {

@@ -19,6 +19,13 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
     let model = load_model(&args.source.model, &dev)?;
     let wanted = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
     let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    if let Some((_, why)) = model
+        .unusable
+        .iter()
+        .find(|(d, _)| canon(d) == canon(&wanted))
+    {
+        bail!("cannot use the potentials in {}: {why}", wanted.display());
+    }
     let method = model
         .methods
         .iter()

@@ -127,6 +127,15 @@ pub enum Event {
         description: String,
         /// The potential sets found in the folder.
         methods: Vec<MethodInfo>,
+        /// The sets that could not be loaded, and why.
+        unusable: Vec<(PathBuf, String)>,
+    },
+    /// A model folder could not be loaded (the previous model, if any, stays).
+    LoadFailed {
+        /// The folder.
+        dir: PathBuf,
+        /// Why, in one line.
+        error: String,
     },
     /// A rendered traversal.
     Frame(Box<Frame>),
@@ -201,14 +210,26 @@ pub struct Loaded {
     pub generator: LoadedGenerator,
     /// The traversal methods, one per potential set.
     pub methods: Vec<(MethodInfo, PotentialFlow)>,
+    /// The potential sets that could not be loaded, and why (the generator and the other
+    /// sets are usable all the same).
+    pub unusable: Vec<(PathBuf, String)>,
 }
 
-/// Loads a generator folder and every potential set in it.
+/// Loads a generator folder and every potential set in it that can be loaded: a set that
+/// cannot (truncated, trained on other weights...) is listed in [`Loaded::unusable`]
+/// instead of making the whole model unusable. Fails only when the generator does.
 pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate::Result<Loaded> {
     let generator = load_generator(dir, device)?;
     let mut methods = Vec::new();
+    let mut unusable = Vec::new();
     for p in find_potentials(dir) {
-        let pots = load_potentials(&p, &generator, device)?;
+        let pots = match load_potentials(&p, &generator, device) {
+            Ok(pots) => pots,
+            Err(e) => {
+                unusable.push((p, e.to_string()));
+                continue;
+            }
+        };
         let flow = PotentialFlow::new(pots.potentials);
         let info = MethodInfo {
             method: flow.method(),
@@ -221,7 +242,11 @@ pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate:
     }
     // `find_potentials` lists the paper's method first: the app opens on it, as the
     // commands do.
-    Ok(Loaded { generator, methods })
+    Ok(Loaded {
+        generator,
+        methods,
+        unusable,
+    })
 }
 
 fn describe(g: &LoadedGenerator, device: &candle_core::Device) -> String {
@@ -349,17 +374,19 @@ impl State {
             Ok(loaded) => {
                 let methods = loaded.methods.iter().map(|(m, _)| m.clone()).collect();
                 let description = describe(&loaded.generator, &self.device);
+                let unusable = loaded.unusable.clone();
                 self.model = Some(Arc::new(loaded));
                 self.send(Event::ModelLoaded {
                     dir,
                     description,
                     methods,
+                    unusable,
                 });
             }
-            Err(e) => self.send(Event::Error(format!(
-                "could not load {}: {e}",
-                dir.display()
-            ))),
+            Err(e) => self.send(Event::LoadFailed {
+                error: format!("could not load {}: {e}", dir.display()),
+                dir,
+            }),
         }
     }
 
