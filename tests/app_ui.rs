@@ -257,6 +257,62 @@ fn a_partly_broken_model_loads_what_it_can_and_says_what_it_could_not() {
 }
 
 #[test]
+fn without_a_system_dialog_the_builtin_browser_exports_restores_and_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(model());
+    h.state_mut().use_builtin_file_dialogs();
+    step_until(&mut h, "the first frame", |a| a.frame.is_some());
+    h.state_mut().state.sliders[0] = 2.0;
+    let g = generation(h.state());
+    step_until(&mut h, "a moved frame", |a| generation(a) > g);
+
+    // Export: the button opens latentflow's browser; a path is typed; Save exports.
+    h.query_all_by_label("Export GIF…")
+        .next()
+        .unwrap()
+        .click_accesskit();
+    h.step();
+    let gif = tmp.path().join("mine.gif");
+    h.state_mut()
+        .file_browser_mut()
+        .expect("the browser is open")
+        .path = gif.display().to_string();
+    h.step();
+    h.get_by_label("Save").click_accesskit();
+    step_until(&mut h, "the export", |a| a.status.contains("exported"));
+    assert!(gif.is_file());
+    assert!(
+        h.state_mut().file_browser_mut().is_none(),
+        "the browser closed"
+    );
+
+    // Restore: Open model… takes the exported GIF and brings its sliders back.
+    h.state_mut().state.sliders[0] = 0.0;
+    h.get_by_label("Open model…").click_accesskit();
+    h.step();
+    h.state_mut().file_browser_mut().unwrap().path = gif.display().to_string();
+    h.step();
+    h.get_by_label("Open").click_accesskit();
+    step_until(&mut h, "the restore", |a| a.status.contains("restored"));
+    assert_eq!(h.state().state.sliders[0], 2.0);
+
+    // Open: a model folder; Cancel closes without doing anything.
+    h.get_by_label("Open model…").click_accesskit();
+    h.step();
+    h.get_by_label("Cancel").click_accesskit();
+    h.step();
+    assert!(h.state_mut().file_browser_mut().is_none());
+    h.get_by_label("Open model…").click_accesskit();
+    h.step();
+    h.state_mut().file_browser_mut().unwrap().path = model().display().to_string();
+    h.step();
+    h.get_by_label("Open").click_accesskit();
+    step_until(&mut h, "the model", |a| {
+        a.status.starts_with("loaded") && !a.is_loading()
+    });
+}
+
+#[test]
 fn a_dead_worker_is_reported_and_replaced() {
     let mut h = harness(model());
     step_until(&mut h, "the first frame", |a| a.frame.is_some());

@@ -3,6 +3,7 @@
 //! export. All model work happens on the [`crate::worker`] thread; the UI builds a small
 //! [`RenderRequest`] each frame and sends it only when it changed.
 
+pub mod files;
 mod landscape;
 mod notices;
 mod plots;
@@ -159,6 +160,11 @@ pub struct App {
     /// With `--screenshot`: the error that ended the run, returned by [`run`].
     exit_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     worker_restarts: u32,
+    /// Whether the system's file dialog is used (false: latentflow's own browser, after
+    /// the system one failed to open or where none is expected).
+    system_dialogs: bool,
+    /// latentflow's own file browser, while open.
+    browser: Option<files::FileBrowser>,
     /// How many of the model's potential sets could not be loaded.
     pub unusable_sets: usize,
     /// Whether the slider names are being edited.
@@ -196,6 +202,8 @@ impl App {
             screenshot_done: Default::default(),
             exit_error: Default::default(),
             worker_restarts: 0,
+            system_dialogs: files::system_dialogs_expected(),
+            browser: None,
             unusable_sets: 0,
             editing_names: false,
             name_edits: Vec::new(),
@@ -506,18 +514,20 @@ impl App {
     }
 
     fn save_png_dialog(&mut self) {
+        if self.frame.is_none() {
+            self.error("nothing to save yet".into());
+            return;
+        }
+        self.choose(files::Purpose::SavePng);
+    }
+
+    /// Saves the strip of the newest frame as PNG (with the state embedded) to `path`,
+    /// which may replace only a file that latentflow wrote.
+    pub fn save_png(&mut self, path: PathBuf) {
         let Some(frame) = &self.frame else {
             self.error("nothing to save yet".into());
             return;
         };
-        let Some(path) = rfd::FileDialog::new()
-            .add_filter("PNG", &["png"])
-            .set_file_name("strip.png")
-            .save_file()
-        else {
-            return;
-        };
-        // The dialog has asked before replacing a file; still, only latentflow's own.
         let checked = check_file(&path, FileKind::Png, true)
             .map(|()| state::save_png_with_state(&frame.strip, &path, &self.saved_state_json()));
         match checked.and_then(|r| r) {
@@ -527,14 +537,79 @@ impl App {
     }
 
     fn export_dialog(&mut self) {
-        let Some(path) = rfd::FileDialog::new()
-            .add_filter("GIF", &["gif"])
-            .set_file_name("walk.gif")
-            .save_file()
-        else {
+        self.choose(files::Purpose::ExportGif);
+    }
+
+    /// Asks for a path: the system dialog, or latentflow's own browser where the system's
+    /// does not open (said once, then the browser is used for the rest of the run).
+    fn choose(&mut self, purpose: files::Purpose) {
+        if self.system_dialogs {
+            match files::ask_system(purpose) {
+                files::SystemAnswer::Chosen(path) => self.chosen(purpose, path),
+                files::SystemAnswer::Cancelled => {}
+                files::SystemAnswer::Failed => {
+                    self.system_dialogs = false;
+                    self.error(
+                        "the system file dialog did not open (no XDG desktop portal or zenity?); \
+                         latentflow's own file browser is used instead"
+                            .into(),
+                    );
+                    self.open_browser(purpose);
+                }
+            }
+        } else {
+            self.open_browser(purpose);
+        }
+    }
+
+    fn open_browser(&mut self, purpose: files::Purpose) {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let start = match purpose {
+            files::Purpose::Open => self
+                .model_dir
+                .as_deref()
+                .and_then(|d| d.parent())
+                .map_or(cwd, std::path::Path::to_path_buf),
+            _ => cwd,
+        };
+        self.browser = Some(files::FileBrowser::new(purpose, &start));
+    }
+
+    /// Acts on a chosen path: opens a model folder or restores a PNG/GIF's state, saves
+    /// the PNG, or starts the export.
+    fn chosen(&mut self, purpose: files::Purpose, path: PathBuf) {
+        match purpose {
+            files::Purpose::Open if path.is_dir() => self.open_model(path),
+            files::Purpose::Open => self.restore_from(&path),
+            files::Purpose::SavePng => self.save_png(path),
+            files::Purpose::ExportGif => self.start_export(path),
+        }
+    }
+
+    /// Uses latentflow's own file browser instead of the system dialog (for machines
+    /// without one, and for tests).
+    pub fn use_builtin_file_dialogs(&mut self) {
+        self.system_dialogs = false;
+    }
+
+    /// The open file browser (for tests and scripting).
+    pub fn file_browser_mut(&mut self) -> Option<&mut files::FileBrowser> {
+        self.browser.as_mut()
+    }
+
+    fn browser_ui(&mut self, ctx: &egui::Context) {
+        let Some(b) = &mut self.browser else {
             return;
         };
-        self.start_export(path);
+        let purpose = b.purpose();
+        match b.ui(ctx) {
+            files::BrowserAnswer::Open => {}
+            files::BrowserAnswer::Cancelled => self.browser = None,
+            files::BrowserAnswer::Chosen(path) => {
+                self.browser = None;
+                self.chosen(purpose, path);
+            }
+        }
     }
 
     /// Starts a GIF export of the current traversal to `out` (which may replace only a GIF
@@ -615,11 +690,13 @@ impl App {
             ui.separator();
             if ui
                 .button("Open model…")
-                .on_hover_text("Open another model folder (or drop one on the window)")
+                .on_hover_text(
+                    "Open another model folder, or a PNG/GIF exported by latentflow to restore \
+                     it (or drop either on the window)",
+                )
                 .clicked()
-                && let Some(dir) = rfd::FileDialog::new().pick_folder()
             {
-                self.open_model(dir);
+                self.choose(files::Purpose::Open);
             }
             if ui
                 .button("Save PNG…")
@@ -713,6 +790,7 @@ impl App {
                 });
             });
         egui::CentralPanel::default().show(ui, |ui| viewer::viewer_ui(self, ui));
+        self.browser_ui(&ctx);
         self.send_if_changed();
         self.send_landscape_if_changed();
         self.screenshot_step(&ctx);
