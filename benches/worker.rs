@@ -27,6 +27,7 @@ fn worker(c: &mut Criterion) {
         switch: None,
         batch: 0,
         step_scale: 1.0,
+        start: None,
     };
     c.bench_function("worker/render_slider_7.5", |b| {
         b.iter(|| render(&model, &req, &dev).map(|f| f.strip.len()))

@@ -9,6 +9,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod edit;
 pub mod error;
 pub mod eval;
 pub mod files;

@@ -313,6 +313,68 @@ fn without_a_system_dialog_the_builtin_browser_exports_restores_and_opens() {
 }
 
 #[test]
+fn your_own_image_is_encoded_walked_saved_and_forgotten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(model());
+    h.state_mut().use_builtin_file_dialogs();
+    step_until(&mut h, "the first frame", |a| a.frame.is_some());
+    let seed_start = h.state().frame.clone().unwrap().start;
+    // Open image… → the browser → the shipped example image → encoded in the background.
+    h.get_by_label("Open image…").click_accesskit();
+    h.step();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/examples/scenes-room.png");
+    h.state_mut().file_browser_mut().unwrap().path = example.display().to_string();
+    h.step();
+    h.get_by_label("Open").click_accesskit();
+    step_until(&mut h, "the encoded image", |a| a.edited.is_some());
+    let z = h
+        .state()
+        .state
+        .start
+        .clone()
+        .expect("the code is the start");
+    assert_eq!(z.len(), 4);
+    h.get_by_label("your image");
+    h.get_by_label("its reconstruction G(z0)");
+    // Frames start from the code: z_0's image changes, and the sliders walk from it.
+    step_until(&mut h, "a frame from the code", |a| {
+        a.frame
+            .as_ref()
+            .is_some_and(|f| max_diff(&f.start, &seed_start) > 0.0)
+    });
+    h.state_mut().state.sliders[1] = 2.0;
+    let g = generation(h.state());
+    step_until(&mut h, "a walk from the code", |a| generation(a) > g);
+    let f = h.state().frame.clone().unwrap();
+    assert!(max_diff(&f.current, &f.start) > 0.0);
+    // Save z… writes the code; a new seed forgets the image.
+    h.get_by_label("Save z…").click_accesskit();
+    h.step();
+    let saved = tmp.path().join("z.json");
+    h.state_mut().file_browser_mut().unwrap().path = saved.display().to_string();
+    h.step();
+    h.get_by_label("Save").click_accesskit();
+    step_until(&mut h, "the saved code", |a| {
+        a.status.contains("saved the starting code")
+    });
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(doc["latent"].as_array().map(Vec::len), Some(4));
+    h.get_by_label("Next >").click_accesskit();
+    h.step();
+    assert!(h.state().state.start.is_none() && h.state().edited.is_none());
+    // Reopening the saved code brings it back (no original, the reconstruction only).
+    h.state_mut().open_file(&saved);
+    step_until(&mut h, "the reopened code", |a| a.state.start.is_some());
+    let back = h.state().state.start.clone().unwrap();
+    for (a, b) in back.iter().zip(&z) {
+        assert!((a - b).abs() < 1e-6);
+    }
+    assert!(h.state().edited.as_ref().unwrap().original.is_none());
+}
+
+#[test]
 fn a_dead_worker_is_reported_and_replaced() {
     let mut h = harness(model());
     step_until(&mut h, "the first frame", |a| a.frame.is_some());

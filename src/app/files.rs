@@ -17,6 +17,10 @@ pub enum Purpose {
     SavePng,
     /// Where to export the traversal as GIF.
     ExportGif,
+    /// Your own image to edit (PNG/JPEG) or a saved latent code (JSON).
+    Image,
+    /// Where to save the current starting code as JSON.
+    SaveCode,
 }
 
 impl Purpose {
@@ -25,13 +29,15 @@ impl Purpose {
             Purpose::Open => "Open a model folder, or a PNG/GIF to restore",
             Purpose::SavePng => "Save the strip as PNG",
             Purpose::ExportGif => "Export the traversal as GIF",
+            Purpose::Image => "Open your image (PNG/JPEG) or a latent code (JSON)",
+            Purpose::SaveCode => "Save the starting code as JSON",
         }
     }
 
     fn button(self) -> &'static str {
         match self {
-            Purpose::Open => "Open",
-            Purpose::SavePng | Purpose::ExportGif => "Save",
+            Purpose::Open | Purpose::Image => "Open",
+            Purpose::SavePng | Purpose::ExportGif | Purpose::SaveCode => "Save",
         }
     }
 
@@ -41,14 +47,17 @@ impl Purpose {
             Purpose::Open => &["png", "gif"],
             Purpose::SavePng => &["png"],
             Purpose::ExportGif => &["gif"],
+            Purpose::Image => &["png", "jpg", "jpeg", "json"],
+            Purpose::SaveCode => &["json"],
         }
     }
 
     fn default_name(self) -> &'static str {
         match self {
-            Purpose::Open => "",
+            Purpose::Open | Purpose::Image => "",
             Purpose::SavePng => "strip.png",
             Purpose::ExportGif => "walk.gif",
+            Purpose::SaveCode => "z.json",
         }
     }
 }
@@ -100,6 +109,13 @@ pub fn ask_system(purpose: Purpose) -> SystemAnswer {
             .add_filter("GIF", &["gif"])
             .set_file_name(purpose.default_name())
             .save_file(),
+        Purpose::Image => dialog
+            .add_filter("images and codes", &["png", "jpg", "jpeg", "json"])
+            .pick_file(),
+        Purpose::SaveCode => dialog
+            .add_filter("JSON", &["json"])
+            .set_file_name(purpose.default_name())
+            .save_file(),
     };
     match chosen {
         Some(p) => SystemAnswer::Chosen(p),
@@ -141,7 +157,7 @@ impl FileBrowser {
     /// A browser for `purpose`, starting in `start` (a folder).
     pub fn new(purpose: Purpose, start: &Path) -> Self {
         let path = match purpose {
-            Purpose::Open => start.to_path_buf(),
+            Purpose::Open | Purpose::Image => start.to_path_buf(),
             _ => start.join(purpose.default_name()),
         };
         Self {
@@ -222,7 +238,7 @@ impl FileBrowser {
     /// Moves to a folder (keeping the file name of a save).
     fn enter(&mut self, folder: &Path) {
         self.path = match self.purpose {
-            Purpose::Open => folder.display().to_string(),
+            Purpose::Open | Purpose::Image => folder.display().to_string(),
             _ => folder.join(self.file_name()).display().to_string(),
         };
     }
@@ -288,6 +304,7 @@ impl FileBrowser {
                     let usable = !self.path.trim().is_empty()
                         && match self.purpose {
                             Purpose::Open => path.exists(),
+                            Purpose::Image => path.is_file(),
                             _ => path.parent().is_some_and(Path::is_dir) && !path.is_dir(),
                         };
                     if ui

@@ -38,6 +38,15 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
             dir = saved.model;
         }
     }
+    let sliders = match &args.sliders {
+        Some(text) => parse_sliders(text)?,
+        None => Vec::new(),
+    };
+    if let Some(path) = &args.image
+        && !path.is_file()
+    {
+        anyhow::bail!("{} is not a file", path.display());
+    }
     if let Some(path) = &args.screenshot {
         check_file(path, FileKind::Png, args.force)?;
         // A model that cannot be loaded would leave the window waiting for a frame.
@@ -77,6 +86,13 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
             if let Some(path) = &args.restore {
                 app.restore_from(path);
             }
+            if let Some(path) = &args.image {
+                // The worker takes commands in order: the model loads first.
+                app.status = format!("encoding {}…", path.display());
+                app.encoding = Some(0.0);
+                app.worker.send(Command::Encode(path.clone()));
+            }
+            app.pending_sliders = sliders;
             app.screenshot = args.screenshot.map(|path| (path, 0, Instant::now()));
             Ok(Box::new(app))
         }),
@@ -87,6 +103,32 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
         Some(e) => Err(anyhow::anyhow!(e)),
         None => Ok(()),
     }
+}
+
+/// Parses `--sliders K:T,K:T` (slider k at time t).
+fn parse_sliders(text: &str) -> anyhow::Result<Vec<(usize, f64)>> {
+    text.split(',')
+        .map(|part| {
+            let (k, t) = part
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--sliders: '{part}' is not K:T (such as 2:6)"))?;
+            let k: usize = k
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--sliders: '{k}' is not a potential index"))?;
+            let t: f64 = t
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--sliders: '{t}' is not a time"))?;
+            if !(t.is_finite() && state::MAX_T_RANGE.contains(&t.abs())) && t != 0.0 {
+                anyhow::bail!(
+                    "--sliders: a time must be within ±{}",
+                    state::MAX_T_RANGE.end()
+                );
+            }
+            Ok((k, t))
+        })
+        .collect()
 }
 
 /// The message for a machine without a display, in the user's words.
@@ -165,12 +207,30 @@ pub struct App {
     system_dialogs: bool,
     /// latentflow's own file browser, while open.
     browser: Option<files::FileBrowser>,
+    /// The user's image beside its reconstruction, while its code is the start.
+    pub edited: Option<Edited>,
+    /// Progress of an encoding in the background (fraction done).
+    pub encoding: Option<f32>,
     /// How many of the model's potential sets could not be loaded.
     pub unusable_sets: usize,
+    /// Slider times from `--sliders`, set once the model's sliders exist.
+    pending_sliders: Vec<(usize, f64)>,
     /// Whether the slider names are being edited.
     pub editing_names: bool,
     /// The names being edited.
     pub name_edits: Vec<String>,
+}
+
+/// The user's image whose code is the starting code, as shown.
+pub struct Edited {
+    /// The file.
+    pub path: PathBuf,
+    /// The model's input (the image cropped and resized); none for a reopened code.
+    pub original: Option<egui::TextureHandle>,
+    /// G(z_0).
+    pub reconstruction: egui::TextureHandle,
+    /// Mean squared error of the reconstruction per value.
+    pub mse: Option<f64>,
 }
 
 impl App {
@@ -204,7 +264,10 @@ impl App {
             worker_restarts: 0,
             system_dialogs: files::system_dialogs_expected(),
             browser: None,
+            edited: None,
+            encoding: None,
             unusable_sets: 0,
+            pending_sliders: Vec::new(),
             editing_names: false,
             name_edits: Vec::new(),
         }
@@ -256,6 +319,7 @@ impl App {
                 0
             },
             step_scale: self.state.step_scale,
+            start: self.state.start.clone(),
         }
     }
 
@@ -339,6 +403,10 @@ impl App {
                     self.state.method = self.state.method.min(methods.len().saturating_sub(1));
                     let k = methods.get(self.state.method).map_or(0, |m| m.names.len());
                     self.state.sliders.resize(k, 0.0);
+                    // With --image the sliders wait for the image's code (which resets them).
+                    if self.encoding.is_none() {
+                        self.apply_pending_sliders();
+                    }
                     if let Some(m) = methods.get(self.state.method) {
                         self.state.clamp_switch(m.names.len());
                     }
@@ -388,6 +456,43 @@ impl App {
                         None => format!("could not load {}", dir.display()),
                     };
                     self.error(error);
+                }
+                Event::EncodeProgress(f) => self.encoding = Some(f),
+                Event::Encoded(e) => {
+                    self.encoding = None;
+                    let e = *e;
+                    self.status = match e.mse {
+                        Some(m) => format!(
+                            "editing {} (reconstruction error {m:.4} per value: compare the two \
+                             pictures)",
+                            e.path.display()
+                        ),
+                        None => format!("starting from the code in {}", e.path.display()),
+                    };
+                    self.edited = Some(Edited {
+                        original: e
+                            .original
+                            .as_ref()
+                            .map(|im| Self::texture(ctx, "edited-original", im)),
+                        reconstruction: Self::texture(ctx, "edited-recon", &e.reconstruction),
+                        path: e.path,
+                        mse: e.mse,
+                    });
+                    self.state.start = Some(e.latent);
+                    self.state.reset_sliders();
+                    self.playback.stop();
+                    self.apply_pending_sliders();
+                }
+                Event::EncodeFailed(msg) => {
+                    self.encoding = None;
+                    if msg.ends_with("cancelled") {
+                        self.status = msg;
+                    } else {
+                        self.error(msg);
+                    }
+                }
+                Event::CodeSaved(path) => {
+                    self.status = format!("saved the starting code in {}", path.display())
                 }
                 Event::Renamed(dir) => {
                     self.status = format!(
@@ -449,6 +554,7 @@ impl App {
         }
         if r {
             self.state.seed = rand::random::<u32>() as u64;
+            self.forget_image();
         }
         if save {
             self.save_png_dialog();
@@ -472,7 +578,7 @@ impl App {
                 self.open_model(path);
                 continue;
             }
-            self.restore_from(&path);
+            self.open_file(&path);
         }
     }
 
@@ -580,10 +686,83 @@ impl App {
     fn chosen(&mut self, purpose: files::Purpose, path: PathBuf) {
         match purpose {
             files::Purpose::Open if path.is_dir() => self.open_model(path),
-            files::Purpose::Open => self.restore_from(&path),
+            files::Purpose::Open | files::Purpose::Image => self.open_file(&path),
             files::Purpose::SavePng => self.save_png(path),
             files::Purpose::ExportGif => self.start_export(path),
+            files::Purpose::SaveCode => self.save_code(path),
         }
+    }
+
+    /// Opens a file: a GIF, or a PNG with an embedded state, restores the state; any other
+    /// image (PNG, JPEG) is encoded and becomes the starting code; a JSON latent code is
+    /// reopened.
+    pub fn open_file(&mut self, path: &std::path::Path) {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let has_state = match ext.as_str() {
+            "gif" => true,
+            "png" => matches!(state::read_embedded_state(path), Ok(Some(_))),
+            _ => false,
+        };
+        if has_state {
+            self.restore_from(path);
+        } else {
+            self.edit_image(path.to_path_buf());
+        }
+    }
+
+    /// Encodes the user's image (or reopens a latent code) in the background; its code
+    /// becomes the starting code when done.
+    pub fn edit_image(&mut self, path: PathBuf) {
+        if self.model_dir.is_none() {
+            self.error("open a model first: its encoder finds the image's code".into());
+            return;
+        }
+        self.status = format!("encoding {}…", path.display());
+        self.encoding = Some(0.0);
+        self.worker.send(Command::Encode(path));
+    }
+
+    /// Saves the current starting code (the user's, or the seed's) as JSON.
+    pub fn save_code(&mut self, path: PathBuf) {
+        let (latent, source) = match (&self.state.start, &self.edited) {
+            (Some(z), Some(e)) => (z.clone(), e.path.display().to_string()),
+            (Some(z), None) => (z.clone(), "a restored code".into()),
+            (None, _) => {
+                self.error(
+                    "the starting code is the seed's (its number is enough to find it again); \
+                     open an image or a code first"
+                        .into(),
+                );
+                return;
+            }
+        };
+        self.worker.send(Command::SaveCode {
+            latent,
+            source,
+            path,
+        });
+    }
+
+    /// Sets the slider times given with `--sliders` (once).
+    fn apply_pending_sliders(&mut self) {
+        let k = self.state.sliders.len();
+        for (j, t) in std::mem::take(&mut self.pending_sliders) {
+            match self.state.sliders.get_mut(j) {
+                Some(slot) => *slot = t.clamp(-self.state.max_t, self.state.max_t),
+                None => self.error(format!(
+                    "--sliders: potential {j} does not exist (there are {k})"
+                )),
+            }
+        }
+    }
+
+    /// Back to the seeds' random codes.
+    pub fn forget_image(&mut self) {
+        self.state.start = None;
+        self.edited = None;
     }
 
     /// Uses latentflow's own file browser instead of the system dialog (for machines
@@ -641,6 +820,15 @@ impl App {
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {
+        let seed_before = self.state.seed;
+        self.top_bar_buttons(ui);
+        // A new seed means a new starting code: the user's image gives way.
+        if self.state.seed != seed_before {
+            self.forget_image();
+        }
+    }
+
+    fn top_bar_buttons(&mut self, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
             ui.label("Seed");
             // A fixed width, so that a long seed does not move the buttons after it.
@@ -808,7 +996,8 @@ impl App {
             close(ctx);
             return;
         }
-        if self.frame.is_none() {
+        // With --image, the picture waits for the encoded image's frame.
+        if self.frame.is_none() || self.encoding.is_some() {
             if started.elapsed() > SCREENSHOT_TIMEOUT
                 && let Ok(mut e) = self.exit_error.lock()
             {

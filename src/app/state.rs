@@ -55,6 +55,10 @@ pub struct AppState {
     pub zoom: f32,
     /// Dark theme.
     pub dark: bool,
+    /// The starting code itself (the user's encoded image or a reopened code) instead of
+    /// the seed's.
+    #[serde(default)]
+    pub start: Option<Vec<f32>>,
 }
 
 impl Default for AppState {
@@ -77,6 +81,7 @@ impl Default for AppState {
             batch_n: 7,
             zoom: 5.0,
             dark: true,
+            start: None,
         }
     }
 }
@@ -132,6 +137,11 @@ impl AppState {
         }
         if !ZOOM_RANGE.contains(&self.zoom) {
             return bad(format!("zoom {} is outside {ZOOM_RANGE:?}", self.zoom));
+        }
+        if let Some(z) = &self.start
+            && (z.len() > crate::limits::MAX_LATENT || z.iter().any(|v| !v.is_finite()))
+        {
+            return bad("the starting code is too long or not finite".into());
         }
         Ok(())
     }

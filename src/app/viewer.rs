@@ -210,6 +210,7 @@ pub fn viewer_ui(app: &mut App, ui: &mut egui::Ui) {
         ui.centered_and_justified(|ui| ui.label(what));
         return;
     };
+    image_ui(app, ui);
     ui.horizontal(|ui| {
         ui.label("Zoom");
         ui.add(egui::Slider::new(&mut app.state.zoom, state::ZOOM_RANGE))
@@ -248,4 +249,77 @@ pub fn viewer_ui(app: &mut App, ui: &mut egui::Ui) {
             }
         });
     }
+}
+
+/// Editing the user's own image: open one (or a saved code), the encoding's progress, the
+/// image beside its reconstruction, saving the code, and back to the seeds' codes.
+fn image_ui(app: &mut App, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(app.encoding.is_none(), egui::Button::new("Open image…"))
+            .on_hover_text(
+                "Edit your own image (PNG/JPEG, any size: centre-cropped and resized), or \
+                 reopen a latent code (JSON); dropping the file on the window does the same",
+            )
+            .clicked()
+        {
+            app.choose(super::files::Purpose::Image);
+        }
+        if let Some(f) = app.encoding {
+            ui.add(
+                egui::ProgressBar::new(f)
+                    .desired_width(160.0)
+                    .text(format!("encoding {:.0}%", 100.0 * f)),
+            );
+            if ui
+                .button("Cancel")
+                .on_hover_text("Stop the encoding")
+                .clicked()
+            {
+                app.send_command(crate::worker::Command::CancelEncode);
+            }
+        }
+        if app.state.start.is_some() {
+            if ui
+                .button("Save z…")
+                .on_hover_text("Save the starting code as JSON (for `traverse --z`)")
+                .clicked()
+            {
+                app.choose(super::files::Purpose::SaveCode);
+            }
+            if ui
+                .button("Back to random codes")
+                .on_hover_text("Start from the seed's code again")
+                .clicked()
+            {
+                app.forget_image();
+            }
+        }
+    });
+    if app.state.start.is_none() {
+        return;
+    }
+    let side = 96.0;
+    ui.horizontal(|ui| match &app.edited {
+        Some(e) => {
+            if let Some(o) = &e.original {
+                ui.vertical(|ui| {
+                    ui.label("your image");
+                    ui.image((o.id(), egui::vec2(side, side)));
+                });
+            }
+            ui.vertical(|ui| {
+                ui.label("its reconstruction G(z0)");
+                ui.image((e.reconstruction.id(), egui::vec2(side, side)));
+            });
+            if let Some(m) = e.mse {
+                ui.label(format!(
+                    "error {m:.4} per value\n(the walks start from the reconstruction)"
+                ));
+            }
+        }
+        None => {
+            ui.label("starting from a restored latent code");
+        }
+    });
 }

@@ -51,6 +51,10 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
     } else {
         args.steps as f64
     };
+    let start = match &args.z {
+        Some(p) => Some(crate::edit::LatentCode::load(p, &model.generator)?.latent),
+        None => None,
+    };
     let req = RenderRequest {
         generation: 0,
         seed: args.seed,
@@ -59,6 +63,7 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
         switch: None,
         batch: 0,
         step_scale: 1.0,
+        start: start.clone(),
     };
     let state = crate::app::state::Saved {
         model: std::fs::canonicalize(&args.source.model)

@@ -43,6 +43,9 @@ pub enum Command {
     /// Train a factor regressor (reads a procedural dataset's factors off an image) for
     /// `eval factors`.
     TrainFactors(TrainFactorsArgs),
+    /// Find the latent code of your own image (PNG/JPEG, any size) and save it as JSON,
+    /// for `traverse --z` and `export-gif --z`.
+    Encode(EncodeArgs),
     /// Walk a latent code along learned potentials; save the image strip (and values).
     Traverse(TraverseArgs),
     /// Export a traversal as an animated GIF (with the app state embedded).
@@ -71,6 +74,13 @@ pub struct AppArgs {
     /// Open with the landscape of this potential shown.
     #[arg(long)]
     pub landscape: Option<usize>,
+    /// Start from your own image (PNG/JPEG, encoded by the model) or a saved latent code
+    /// (JSON).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// With --image: the potential set's sliders to set, as K:T,K:T (e.g. 2:6).
+    #[arg(long)]
+    pub sliders: Option<String>,
     /// Replace the --screenshot file if it exists (only a file latentflow wrote is ever
     /// replaced).
     #[arg(long)]
@@ -332,6 +342,9 @@ pub struct TraverseArgs {
     /// Seed of the starting code z_0.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Start from this latent code (a JSON file from `encode`) instead of the seed's.
+    #[arg(long)]
+    pub z: Option<PathBuf>,
     /// Move against the flow (z − ∇u).
     #[arg(long)]
     pub negative: bool,
@@ -362,6 +375,34 @@ pub struct TraverseArgs {
     pub force: bool,
 }
 
+/// Arguments of `encode`.
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// The generator folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The image (PNG, JPEG, ...; centre-cropped to a square and resized to the model's
+    /// input).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Output latent code (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also save the model's input (the cropped, resized image) beside its reconstruction
+    /// G(z), to judge the fit.
+    #[arg(long)]
+    pub reconstruction: Option<PathBuf>,
+    /// GAN inversion: Adam steps (a VAE uses its encoder).
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// GAN inversion: learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    /// Replace --out and --reconstruction if they exist (only files latentflow wrote).
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// Arguments of `export-gif`.
 #[derive(Debug, Args)]
 pub struct ExportGifArgs {
@@ -380,6 +421,10 @@ pub struct ExportGifArgs {
     /// Seed of z_0 (a grid uses seed, seed + 1, ...).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Start from this latent code (a JSON file from `encode`) instead of the seed's (the
+    /// other tiles of a grid use seed + 1, ...).
+    #[arg(long)]
+    pub z: Option<PathBuf>,
     /// Starting codes side by side.
     #[arg(long, default_value_t = 1)]
     pub seeds: usize,
@@ -624,6 +669,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bench(BenchCommand::App(args))) => bench::app(args),
         Some(Command::Bench(BenchCommand::Compare(args))) => bench::compare(args),
         Some(Command::TrainPotentials(args)) => potentials::train_potentials(args),
+        Some(Command::Encode(args)) => sample::encode(args),
         Some(Command::Traverse(args)) => potentials::traverse(args),
         Some(Command::ExportGif(args)) => export::export_gif_cmd(args),
         Some(Command::Eval(EvalCommand::Vp(args))) => eval::vp(args),

@@ -149,8 +149,13 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
     let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
     let pots = load_potentials(&pot_dir, &g, &dev)?;
     let flow = PotentialFlow::new(pots.potentials);
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let z0 = sample_latents(g.config.prior, 1, g.config.latent, &mut rng, &dev)?;
+    let z0 = match &args.z {
+        Some(p) => crate::edit::LatentCode::load(p, &g)?.tensor(&dev)?,
+        None => {
+            let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+            sample_latents(g.config.prior, 1, g.config.latent, &mut rng, &dev)?
+        }
+    };
     let path = flow.path(&z0, &spec)?;
     let z_all = candle_core::Tensor::cat(&path.z, 0)?;
     let frames = decode_images(&g.model, &z_all)?;
@@ -182,6 +187,7 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
             "potentials": pot_dir.display().to_string(),
             "method": flow.method(),
             "seed": args.seed,
+            "z": args.z.as_ref().map(|p| p.display().to_string()),
             "plan": format!("{:?}", spec.plan),
             "negative": spec.negative,
             "steps": steps,

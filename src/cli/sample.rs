@@ -54,3 +54,50 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     println!("wrote {}", args.out.display());
     Ok(())
 }
+
+/// Finds the latent code of an image and saves it as JSON (and, on request, the model's
+/// input beside its reconstruction).
+pub fn encode(args: super::EncodeArgs) -> Result<()> {
+    limits::check_count("--steps", args.steps, limits::MAX_STEPS)?;
+    if !(args.lr.is_finite() && args.lr > 0.0 && args.lr <= 10.0) {
+        bail!("--lr must be a number in (0, 10]");
+    }
+    check_file(&args.out, FileKind::Json, args.force)?;
+    if let Some(r) = &args.reconstruction {
+        check_file(r, FileKind::Png, args.force)?;
+    }
+    let dev = device()?;
+    let g = load_generator(&args.model, &dev)?;
+    let image = crate::edit::read_image(&args.image, &g)?;
+    let opts = crate::edit::InvertOptions {
+        steps: args.steps,
+        lr: args.lr,
+        ..Default::default()
+    };
+    let every = (args.steps / 10).max(1);
+    let (latent, mse) = crate::edit::encode(
+        &g,
+        &image,
+        &dev,
+        &opts,
+        &crate::train::CancelToken::new(),
+        &mut |step, steps, loss| {
+            if steps > 1 && (step % every == 0 || step == steps) {
+                eprintln!("inversion step {step}/{steps}: loss {loss:.6e}");
+            }
+        },
+    )?;
+    let mut code = crate::edit::LatentCode::new(&g, latent, args.image.display().to_string());
+    code.reconstruction_mse = Some(mse);
+    if let Some(r) = &args.reconstruction {
+        let recon = crate::edit::reconstruction(&g, &code.latent, &dev)?;
+        grid(&[image, recon], 2, 2)?.save_png(r)?;
+        println!("wrote {}", r.display());
+    }
+    code.save(&args.out)?;
+    println!(
+        "wrote {} (reconstruction mean squared error {mse:.5} per value)",
+        args.out.display()
+    );
+    Ok(())
+}

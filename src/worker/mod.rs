@@ -45,6 +45,20 @@ pub enum Command {
     },
     /// Export the traversal of a request as an animated GIF.
     ExportGif(RenderRequest, GifOptions),
+    /// Find the latent code of the user's image (PNG/JPEG: encoded, or for a GAN
+    /// inverted, in the background with progress), or reopen a saved code (JSON).
+    Encode(PathBuf),
+    /// Stop a running encoding (GAN inversion).
+    CancelEncode,
+    /// Save a latent code of the loaded generator as JSON.
+    SaveCode {
+        /// The code.
+        latent: Vec<f32>,
+        /// Where it came from, in words.
+        source: String,
+        /// The file.
+        path: PathBuf,
+    },
     /// Use this wgpu device (eframe's) for the landscape shader.
     UseGpu(
         Box<(
@@ -105,6 +119,21 @@ pub struct MethodInfo {
     pub names: Vec<String>,
 }
 
+/// The user's image and its latent code.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The latent code z_0.
+    pub latent: Vec<f32>,
+    /// The model's input: the image cropped and resized (none for a reopened code).
+    pub original: Option<crate::data::Image>,
+    /// G(z_0).
+    pub reconstruction: crate::data::Image,
+    /// Mean squared error of the reconstruction per value (none for a reopened code).
+    pub mse: Option<f64>,
+}
+
 /// How a training job ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainingEnd {
@@ -145,6 +174,14 @@ pub enum Event {
     Training(Progress),
     /// The training job ended.
     TrainingDone(TrainingEnd),
+    /// Progress of an encoding (fraction done).
+    EncodeProgress(f32),
+    /// An image was encoded (or a code reopened).
+    Encoded(Box<Encoded>),
+    /// An encoding failed or was cancelled (the message says which).
+    EncodeFailed(String),
+    /// A latent code was saved in this file.
+    CodeSaved(PathBuf),
     /// New direction names were saved in the manifest of this potential set (the model
     /// reloads with them next).
     Renamed(PathBuf),
@@ -282,6 +319,7 @@ struct State {
     notify: Arc<dyn Fn() + Send + Sync>,
     training: Option<(CancelToken, std::thread::JoinHandle<()>)>,
     export: Option<std::thread::JoinHandle<()>>,
+    encode: Option<(CancelToken, std::thread::JoinHandle<()>)>,
     gpu: Option<crate::landscape::GpuLandscape>,
     gpu_tried: bool,
 }
@@ -301,6 +339,7 @@ impl State {
             notify,
             training: None,
             export: None,
+            encode: None,
             gpu: None,
             gpu_tried: false,
         }
@@ -342,6 +381,17 @@ impl State {
                         None => self.send(Event::Error("no training job is running".into())),
                     },
                     Command::ExportGif(req, opts) => self.start_export(req, opts),
+                    Command::Encode(path) => self.start_encode(path),
+                    Command::CancelEncode => {
+                        if let Some((cancel, _)) = &self.encode {
+                            cancel.cancel();
+                        }
+                    }
+                    Command::SaveCode {
+                        latent,
+                        source,
+                        path,
+                    } => self.save_code(latent, source, path),
                     Command::UseGpu(pair) => {
                         let (device, queue) = *pair;
                         // A device without compute shaders: the CPU landscape.
@@ -475,6 +525,61 @@ impl State {
         }
     }
 
+    fn start_encode(&mut self, path: PathBuf) {
+        if self.encode.as_ref().is_some_and(|(_, h)| !h.is_finished()) {
+            self.send(Event::Error("an image is already being encoded".into()));
+            return;
+        }
+        let Some(model) = self.model.clone() else {
+            self.send(Event::EncodeFailed("no model is loaded".into()));
+            return;
+        };
+        let (tx, notify, device) = (self.tx.clone(), self.notify.clone(), self.device.clone());
+        let cancel = CancelToken::new();
+        let token = cancel.clone();
+        let handle = std::thread::Builder::new()
+            .name("latentflow-encode".into())
+            .spawn(move || {
+                let send = |e: Event| {
+                    let _ = tx.send(e);
+                    notify();
+                };
+                let result = encode_file(&model, &path, &device, &token, &mut |f| {
+                    send(Event::EncodeProgress(f));
+                });
+                send(match result {
+                    Ok(e) => Event::Encoded(Box::new(e)),
+                    Err(crate::Error::Cancelled) => {
+                        Event::EncodeFailed(format!("encoding {} cancelled", path.display()))
+                    }
+                    Err(e) => {
+                        Event::EncodeFailed(format!("could not encode {}: {e}", path.display()))
+                    }
+                });
+            });
+        match handle {
+            Ok(h) => self.encode = Some((cancel, h)),
+            Err(e) => self.send(Event::EncodeFailed(format!(
+                "cannot start the encoding: {e}"
+            ))),
+        }
+    }
+
+    fn save_code(&mut self, latent: Vec<f32>, source: String, path: PathBuf) {
+        let Some(model) = &self.model else {
+            self.send(Event::Error("no model is loaded".into()));
+            return;
+        };
+        let code = crate::edit::LatentCode::new(&model.generator, latent, source);
+        let saved =
+            crate::files::output::check_file(&path, crate::files::output::FileKind::Json, true)
+                .and_then(|()| code.save(&path));
+        match saved {
+            Ok(()) => self.send(Event::CodeSaved(path)),
+            Err(e) => self.send(Event::Error(format!("could not save the code: {e}"))),
+        }
+    }
+
     fn start_export(&mut self, req: RenderRequest, opts: GifOptions) {
         if self.export.as_ref().is_some_and(|h| !h.is_finished()) {
             self.send(Event::Error("an export is already running".into()));
@@ -504,6 +609,48 @@ impl State {
             Err(e) => self.send(Event::Error(format!("cannot start the export: {e}"))),
         }
     }
+}
+
+/// The latent code of an image file (encoded or inverted), or of a saved code (JSON).
+pub fn encode_file(
+    model: &Loaded,
+    path: &std::path::Path,
+    device: &candle_core::Device,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(f32),
+) -> crate::Result<Encoded> {
+    let g = &model.generator;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        let code = crate::edit::LatentCode::load(path, g)?;
+        let reconstruction = crate::edit::reconstruction(g, &code.latent, device)?;
+        return Ok(Encoded {
+            path: path.to_path_buf(),
+            latent: code.latent,
+            original: None,
+            reconstruction,
+            mse: code.reconstruction_mse,
+        });
+    }
+    let image = crate::edit::read_image(path, g)?;
+    let (latent, mse) = crate::edit::encode(
+        g,
+        &image,
+        device,
+        &crate::edit::InvertOptions::default(),
+        cancel,
+        &mut |step, steps, _| progress(step as f32 / steps.max(1) as f32),
+    )?;
+    let reconstruction = crate::edit::reconstruction(g, &latent, device)?;
+    Ok(Encoded {
+        path: path.to_path_buf(),
+        latent,
+        original: Some(image),
+        reconstruction,
+        mse: Some(mse),
+    })
 }
 
 /// Evaluates a landscape request (on the GPU when one is given and the potentials are MLPs).

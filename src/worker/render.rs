@@ -42,6 +42,10 @@ pub struct RenderRequest {
     pub batch: usize,
     /// Multiplies every step.
     pub step_scale: f64,
+    /// The starting code z_0 itself (an encoded image, a reopened code) instead of the
+    /// seed's; the batch view's extra codes still come from seed + 1, seed + 2, ...
+    #[serde(default)]
+    pub start: Option<Vec<f32>>,
 }
 
 impl RenderRequest {
@@ -126,7 +130,25 @@ pub fn request_path(
 ) -> Result<(Vec<Tensor>, Vec<StepRecord>)> {
     let g = &model.generator.model;
     let (plan, steps) = req.validate()?;
-    let z0 = start_codes(g, req.seed, 1 + req.batch, device)?;
+    let z0 = match &req.start {
+        None => start_codes(g, req.seed, 1 + req.batch, device)?,
+        Some(code) => {
+            let d = g.latent_dim();
+            if code.len() != d || code.iter().any(|v| !v.is_finite()) {
+                return Err(Error::config(format!(
+                    "the starting code must hold {d} finite values (it has {})",
+                    code.len()
+                )));
+            }
+            let first = Tensor::from_vec(code.clone(), (1, d), device)?;
+            if req.batch > 0 {
+                let rest = start_codes(g, req.seed.wrapping_add(1), req.batch, device)?;
+                Tensor::cat(&[first, rest], 0)?
+            } else {
+                first
+            }
+        }
+    };
     if steps == 0 {
         return Ok((vec![z0], Vec::new()));
     }
