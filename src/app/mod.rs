@@ -68,12 +68,9 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
         Box::new(move |cc| {
             let mut app = App::new(&cc.egui_ctx, dir);
             app.exit_error = app_exit_error;
-            if let Some(rs) = &cc.wgpu_render_state {
-                app.worker.send(Command::UseGpu(Box::new((
-                    rs.device.clone(),
-                    rs.queue.clone(),
-                ))));
-            }
+            // The landscape shader runs on a wgpu device of the worker's own, not on
+            // eframe's: sharing the window's queue made a slow dispatch (seconds on a
+            // software adapter) hold up the window's frames.
             if let Some(storage) = cc.storage
                 && let Some(saved) = eframe::get_value::<state::Persisted>(storage, eframe::APP_KEY)
             {
