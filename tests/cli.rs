@@ -351,6 +351,29 @@ fn bench_prints_one_json_line() {
     for key in ["decode_ms_b1", "decode_ms_b32", "train_img_per_s"] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {out}");
     }
+    // The app's slider latency, with a training job running beside it (which writes only
+    // to a temporary folder: the model folder gains nothing).
+    let model = common::tiny_model();
+    let before: Vec<_> = std::fs::read_dir(model).unwrap().collect();
+    let out = ok(&[
+        "bench",
+        "app",
+        "--model",
+        s(model),
+        "--reps",
+        "10",
+        "--while-training",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["while_training"], true);
+    assert!(
+        v["training_points_logged"].as_u64().is_some_and(|n| n >= 1),
+        "{out}"
+    );
+    for key in ["slider_to_frame_ms_p50", "slider_to_frame_ms_p95"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {out}");
+    }
+    assert_eq!(std::fs::read_dir(model).unwrap().count(), before.len());
 }
 
 #[test]

@@ -1069,6 +1069,11 @@ impl App {
         self.loading
     }
 
+    /// Whether a training job runs.
+    pub fn training_running(&self) -> bool {
+        self.training.is_running()
+    }
+
     /// The text of the training panel's progress bar (empty before the first job).
     pub fn training_progress_text(&self) -> String {
         self.training.progress_text()

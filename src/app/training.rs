@@ -86,6 +86,11 @@ impl TrainingPanel {
         }
     }
 
+    /// Whether a job runs.
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
     /// How the job stands, in words.
     pub fn message(&self) -> &str {
         &self.message

@@ -114,6 +114,29 @@ pub fn app(args: super::BenchAppArgs) -> Result<()> {
         run(&mut app);
         std::thread::sleep(Duration::from_millis(2));
     }
+    // The background load: the training panel's job on the same model.
+    let scratch = std::env::temp_dir().join(format!("latentflow-bench-app-{}", std::process::id()));
+    if args.while_training {
+        let mut cfg = crate::train::potentials::PotentialTrainConfig::new(
+            dir.clone(),
+            scratch.join("potentials"),
+        );
+        cfg.k = 6;
+        cfg.iters = 1_000_000;
+        cfg.log_every = 5;
+        cfg.checkpoint_every = 1_000_000;
+        app.send_command(crate::worker::Command::Train(Box::new(cfg)));
+        while app.training_history_len() == 0 {
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "the background training did not start: {}",
+                    app.training_message()
+                );
+            }
+            run(&mut app);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     let mut latencies = Vec::new();
     let mut ui_ms = Vec::new();
     for i in 0..args.reps.max(10) {
@@ -130,6 +153,17 @@ pub fn app(args: super::BenchAppArgs) -> Result<()> {
         }
         latencies.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let trained = app.training_history_len();
+    if args.while_training {
+        app.send_command(crate::worker::Command::CancelTraining);
+        let t = Instant::now();
+        // Wait for the job to stop before its folder is removed.
+        while app.training_running() && t.elapsed() < Duration::from_secs(30) {
+            run(&mut app);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
     let pct = |xs: &mut Vec<f64>, p: f64| {
         xs.sort_by(|a, b| a.total_cmp(b));
         xs[((xs.len() - 1) as f64 * p).round() as usize]
@@ -140,6 +174,8 @@ pub fn app(args: super::BenchAppArgs) -> Result<()> {
         "slider_to_frame_ms_p95": pct(&mut latencies, 0.95),
         "ui_frame_ms_p50": pct(&mut ui_ms, 0.5),
         "ui_frame_ms_p95": pct(&mut ui_ms, 0.95),
+        "while_training": args.while_training,
+        "training_points_logged": trained,
         "note": "UI frame time: egui layout and tessellation on the CPU, without GPU painting",
     });
     println!("{line}");

@@ -616,6 +616,10 @@ pub struct BenchAppArgs {
     /// Slider changes to time.
     #[arg(long, default_value_t = 60)]
     pub reps: usize,
+    /// Time them while a potential training job (the panel's defaults) runs in the
+    /// background, as a user would (its output goes to a temporary folder, removed after).
+    #[arg(long)]
+    pub while_training: bool,
 }
 
 /// Arguments of `bench potentials`.
