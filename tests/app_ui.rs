@@ -361,9 +361,24 @@ fn your_own_image_is_encoded_walked_saved_and_forgotten() {
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     assert_eq!(doc["latent"].as_array().map(Vec::len), Some(4));
+    // A bookmark keeps the code under a name.
+    h.state_mut().bookmark_name = "room".into();
+    h.step();
+    h.get_by_label("Bookmark").click_accesskit();
+    h.step();
+    assert_eq!(h.state().model_bookmarks().len(), 1);
     h.get_by_label("Next >").click_accesskit();
     h.step();
     assert!(h.state().state.start.is_none() && h.state().edited.is_none());
+    h.get_by_label("room").click_accesskit();
+    h.step();
+    assert_eq!(h.state().state.start.as_ref(), Some(&z));
+    h.get_by_label("×").click_accesskit();
+    h.step();
+    assert!(h.state().model_bookmarks().is_empty());
+    h.get_by_label("Next >").click_accesskit();
+    h.step();
+    assert!(h.state().state.start.is_none());
     // Reopening the saved code brings it back (no original, the reconstruction only).
     h.state_mut().open_file(&saved);
     step_until(&mut h, "the reopened code", |a| a.state.start.is_some());

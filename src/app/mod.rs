@@ -208,6 +208,10 @@ pub struct App {
     pub edited: Option<Edited>,
     /// Progress of an encoding in the background (fraction done).
     pub encoding: Option<f32>,
+    /// Named starting codes (of every model; the panel lists the open model's).
+    pub bookmarks: Vec<state::Bookmark>,
+    /// The name typed for the next bookmark.
+    pub bookmark_name: String,
     /// How many of the model's potential sets could not be loaded.
     pub unusable_sets: usize,
     /// Slider times from `--sliders`, set once the model's sliders exist.
@@ -263,6 +267,8 @@ impl App {
             browser: None,
             edited: None,
             encoding: None,
+            bookmarks: Vec::new(),
+            bookmark_name: String::new(),
             unusable_sets: 0,
             pending_sliders: Vec::new(),
             editing_names: false,
@@ -276,6 +282,12 @@ impl App {
     }
 
     fn restore_persisted(&mut self, saved: state::Persisted) {
+        self.bookmarks = saved
+            .bookmarks
+            .into_iter()
+            .filter(state::Bookmark::is_valid)
+            .take(state::MAX_BOOKMARKS)
+            .collect();
         self.state.seed = saved.seed;
         if state::MAX_T_RANGE.contains(&saved.max_t) {
             self.state.max_t = saved.max_t;
@@ -756,6 +768,66 @@ impl App {
         }
     }
 
+    /// The open model's folder, canonical (bookmarks are kept per model).
+    fn canonical_model(&self) -> Option<PathBuf> {
+        let dir = self.model_dir.as_ref()?;
+        Some(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()))
+    }
+
+    /// Keeps the current starting code under `name` (replacing one of the same name).
+    pub fn add_bookmark(&mut self, name: &str) {
+        let name = name.trim();
+        let Some(model) = self.canonical_model() else {
+            self.error("open a model first".into());
+            return;
+        };
+        if name.is_empty() {
+            self.error("give the bookmark a name".into());
+            return;
+        }
+        self.bookmarks
+            .retain(|b| !(b.model == model && b.name == name));
+        if self.bookmarks.len() >= state::MAX_BOOKMARKS {
+            self.error(format!(
+                "at most {} bookmarks are kept: delete some first",
+                state::MAX_BOOKMARKS
+            ));
+            return;
+        }
+        self.bookmarks.push(state::Bookmark {
+            name: name.to_string(),
+            model,
+            seed: self.state.seed,
+            start: self.state.start.clone(),
+        });
+        self.status = format!("bookmarked the starting code as \"{name}\"");
+    }
+
+    /// The open model's bookmarks.
+    pub fn model_bookmarks(&self) -> Vec<state::Bookmark> {
+        let model = self.canonical_model();
+        self.bookmarks
+            .iter()
+            .filter(|b| Some(&b.model) == model.as_ref())
+            .cloned()
+            .collect()
+    }
+
+    /// Starts from a bookmarked code.
+    pub fn go_to_bookmark(&mut self, b: &state::Bookmark) {
+        self.state.seed = b.seed;
+        self.edited = None;
+        self.state.start = b.start.clone();
+        self.status = format!("starting from the bookmark \"{}\"", b.name);
+    }
+
+    /// Forgets a bookmark of the open model.
+    pub fn delete_bookmark(&mut self, name: &str) {
+        let model = self.canonical_model();
+        self.bookmarks
+            .retain(|b| !(Some(&b.model) == model.as_ref() && b.name == name));
+    }
+
     /// Back to the seeds' random codes.
     pub fn forget_image(&mut self) {
         self.state.start = None;
@@ -1099,10 +1171,8 @@ impl eframe::App for App {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(
-            storage,
-            eframe::APP_KEY,
-            &state::Persisted::from(&self.state),
-        );
+        let mut persisted = state::Persisted::from(&self.state);
+        persisted.bookmarks = self.bookmarks.clone();
+        eframe::set_value(storage, eframe::APP_KEY, &persisted);
     }
 }

@@ -168,6 +168,9 @@ pub struct Persisted {
     pub batch_view: bool,
     /// Dark theme.
     pub dark: bool,
+    /// Named starting codes kept between runs.
+    #[serde(default)]
+    pub bookmarks: Vec<Bookmark>,
 }
 
 impl From<&AppState> for Persisted {
@@ -177,7 +180,36 @@ impl From<&AppState> for Persisted {
             max_t: s.max_t,
             batch_view: s.batch_view,
             dark: s.dark,
+            bookmarks: Vec::new(),
         }
+    }
+}
+
+/// The most bookmarks kept.
+pub const MAX_BOOKMARKS: usize = 1000;
+
+/// A named starting code of one model: the seed's code, or a code of its own (an encoded
+/// image).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bookmark {
+    /// Its name.
+    pub name: String,
+    /// The model folder (canonical) it belongs to.
+    pub model: PathBuf,
+    /// The seed (the code when `start` is none).
+    pub seed: u64,
+    /// The code itself, when it is not the seed's.
+    pub start: Option<Vec<f32>>,
+}
+
+impl Bookmark {
+    /// Whether a bookmark read from storage is usable: a name, a bounded finite code.
+    pub fn is_valid(&self) -> bool {
+        !self.name.trim().is_empty()
+            && self.name.len() <= 200
+            && self.start.as_ref().is_none_or(|z| {
+                z.len() <= crate::limits::MAX_LATENT && z.iter().all(|v| v.is_finite())
+            })
     }
 }
 
@@ -330,6 +362,38 @@ mod tests {
         assert_eq!(read_embedded_state(&plain).unwrap(), None);
         assert!(read_embedded_state(&dir.path().join("x.txt")).is_err());
     }
+    #[test]
+    fn bookmarks_from_storage_are_checked() {
+        let ok = Bookmark {
+            name: "room".into(),
+            model: PathBuf::from("/m"),
+            seed: 3,
+            start: Some(vec![0.5, -1.0]),
+        };
+        assert!(ok.is_valid());
+        let persisted = Persisted {
+            seed: 0,
+            max_t: 10.0,
+            batch_view: false,
+            dark: true,
+            bookmarks: vec![ok.clone()],
+        };
+        let text = serde_json::to_string(&persisted).unwrap();
+        let back: Persisted = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.bookmarks, std::slice::from_ref(&ok));
+        // Storage written before bookmarks existed still reads.
+        let old: Persisted =
+            serde_json::from_str(r#"{"seed":1,"max_t":10.0,"batch_view":false,"dark":true}"#)
+                .unwrap();
+        assert!(old.bookmarks.is_empty());
+        let mut bad = ok.clone();
+        bad.name = "  ".into();
+        assert!(!bad.is_valid());
+        let mut bad = ok;
+        bad.start = Some(vec![f32::NAN]);
+        assert!(!bad.is_valid());
+    }
+
     #[test]
     fn playback_pauses_where_it_is_and_steps_without_playing() {
         let mut p = Playback::default();

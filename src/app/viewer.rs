@@ -296,6 +296,7 @@ fn image_ui(app: &mut App, ui: &mut egui::Ui) {
             }
         }
     });
+    bookmarks_ui(app, ui);
     if app.state.start.is_none() {
         return;
     }
@@ -320,6 +321,49 @@ fn image_ui(app: &mut App, ui: &mut egui::Ui) {
         }
         None => {
             ui.label("starting from a restored latent code");
+        }
+    });
+}
+
+/// Named starting codes of the open model: keep the current one, go back to one, forget one.
+fn bookmarks_ui(app: &mut App, ui: &mut egui::Ui) {
+    let marks = app.model_bookmarks();
+    ui.horizontal_wrapped(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut app.bookmark_name)
+                .desired_width(120.0)
+                .hint_text("bookmark name"),
+        )
+        .on_hover_text("A name for the current starting code");
+        if ui
+            .add_enabled(
+                !app.bookmark_name.trim().is_empty(),
+                egui::Button::new("Bookmark"),
+            )
+            .on_hover_text("Keep the current starting code (seed or your image) under this name; bookmarks are kept between runs")
+            .clicked()
+        {
+            let name = std::mem::take(&mut app.bookmark_name);
+            app.add_bookmark(&name);
+        }
+        for b in &marks {
+            if ui
+                .button(&b.name)
+                .on_hover_text(match &b.start {
+                    Some(_) => "Start from this bookmarked code".to_string(),
+                    None => format!("Start from seed {}", b.seed),
+                })
+                .clicked()
+            {
+                app.go_to_bookmark(b);
+            }
+            if ui
+                .small_button("×")
+                .on_hover_text(format!("Forget the bookmark \"{}\"", b.name))
+                .clicked()
+            {
+                app.delete_bookmark(&b.name);
+            }
         }
     });
 }
