@@ -158,6 +158,9 @@ fn training_panel_gains_points_and_cancels() {
     }
     let mut h = harness(&dir);
     step_until(&mut h, "the model", |a| a.model_dir.is_some());
+    // By default new sets go to the user's data folder; this test keeps its own.
+    h.get_by_label("in the model folder").click_accesskit();
+    h.step();
     h.get_by_label("Start training").click_accesskit();
     step_until(&mut h, "loss points", |a| a.training_history_len() >= 2);
     // The diversity heat map: a K×K symmetric matrix of cosines with a unit diagonal.

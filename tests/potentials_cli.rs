@@ -584,3 +584,36 @@ fn without_potentials_every_command_uses_the_pde_set_and_says_so() {
     ]);
     assert_eq!(std::fs::read(&gif).unwrap(), std::fs::read(&named).unwrap());
 }
+
+#[test]
+fn sets_in_the_users_data_folder_are_listed_with_the_models_own() {
+    let data = tempfile::tempdir().unwrap();
+    let user = latentflow::store::user::user_sets_dir_in(data.path(), model());
+    let set = user.join("potentials-a-user");
+    std::fs::create_dir_all(&set).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(model().join("potentials-pde").join(f), set.join(f)).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latentflow"))
+        .args([
+            "eval",
+            "diversity",
+            "--model",
+            s(model()),
+            "--codes",
+            "4",
+            "--steps",
+            "2",
+        ])
+        .env("LATENTFLOW_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A PDE set named before the model's own "potentials-pde": it is the default.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("potentials-a-user"), "{said}");
+}

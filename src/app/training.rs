@@ -20,6 +20,8 @@ pub struct TrainingPanel {
     weights: LossWeights,
     log_jacobian: bool,
     folder: String,
+    /// Save inside the model folder instead of the user's data folder.
+    in_model_folder: bool,
     running: bool,
     paused: bool,
     started: Option<Instant>,
@@ -49,6 +51,7 @@ impl Default for TrainingPanel {
             },
             log_jacobian: true,
             folder: "potentials-new".into(),
+            in_model_folder: false,
             running: false,
             paused: false,
             started: None,
@@ -83,6 +86,16 @@ impl TrainingPanel {
             Progress::Checkpoint { iteration } => {
                 self.message = format!("checkpoint at iteration {iteration}");
             }
+        }
+    }
+
+    /// The folder new sets of the model in `dir` go to: the user's data folder for it, or
+    /// the model folder when asked (`None`: no data folder is known).
+    fn destination(&self, dir: &Path) -> Option<std::path::PathBuf> {
+        if self.in_model_folder {
+            Some(dir.to_path_buf())
+        } else {
+            crate::store::user::user_sets_dir(dir)
         }
     }
 
@@ -206,8 +219,28 @@ impl TrainingPanel {
             ui.horizontal(|ui| {
                 ui.label("folder");
                 ui.text_edit_singleline(&mut self.folder)
-                    .on_hover_text("Sub-folder of the model folder the potentials are saved in");
+                    .on_hover_text("Name of the folder the potentials are saved in");
+                ui.checkbox(&mut self.in_model_folder, "in the model folder")
+                    .on_hover_text(
+                        "Save inside the model folder itself (by default new sets go to your \
+                         data folder, listed with the model's own, and shipped models stay \
+                         as they are)",
+                    );
             });
+            if let Some(dir) = model_dir {
+                let (label, hover) = match self.destination(dir) {
+                    Some(parent) if self.in_model_folder => (
+                        "saved in the model folder",
+                        parent.join(self.folder.trim()).display().to_string(),
+                    ),
+                    Some(parent) => (
+                        "saved in your data folder (listed with the model's sets)",
+                        parent.join(self.folder.trim()).display().to_string(),
+                    ),
+                    None => ("no data folder is known", String::new()),
+                };
+                ui.weak(label).on_hover_text(hover);
+            }
         });
         ui.horizontal(|ui| {
             if self.running {
@@ -234,11 +267,12 @@ impl TrainingPanel {
                 .clicked()
                 && let Some(dir) = model_dir
             {
-                let name = self.folder.trim();
+                let name = self.folder.trim().to_string();
+                let parent = self.destination(dir);
                 if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-                    self.message = "the folder must be a plain name inside the model folder".into();
-                } else {
-                    let mut cfg = PotentialTrainConfig::new(dir.to_path_buf(), dir.join(name));
+                    self.message = "the folder must be a plain name".into();
+                } else if let Some(parent) = parent {
+                    let mut cfg = PotentialTrainConfig::new(dir.to_path_buf(), parent.join(&name));
                     cfg.kind = if self.linear {
                         crate::models::potential::PotentialKind::Linear
                     } else {
@@ -260,6 +294,10 @@ impl TrainingPanel {
                     self.ended = None;
                     self.message = "starting…".into();
                     command = Some(Command::Train(Box::new(cfg)));
+                } else {
+                    self.message = "no data folder is known (HOME and LATENTFLOW_DATA_DIR are \
+                                    not set): tick \"in the model folder\""
+                        .into();
                 }
             }
         });

@@ -16,6 +16,7 @@ pub mod pickle;
 pub mod potentials;
 pub mod pth;
 pub mod tensors;
+pub mod user;
 
 pub use generator::{LoadedGenerator, load_generator, save_checkpoint};
 pub use manifest::{FORMAT_VERSION, Manifest, TensorInfo};

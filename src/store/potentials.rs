@@ -108,26 +108,36 @@ fn check_generator(dir: &Path, manifest: &Manifest, generator: &LoadedGenerator)
     Ok(())
 }
 
-/// The potential sets inside a generator folder: each sub-folder whose manifest says
-/// `potentials`, the paper's PDE sets first, then the others (the baselines), each group
-/// sorted by name. The first is the default set of the app and of every command (see
+/// The potential sets of a generator: each sub-folder of its folder whose manifest says
+/// `potentials`, and each one the user trained on it in the app (kept in
+/// [`super::user::user_sets_dir`]); the paper's PDE sets first, then the others (the
+/// baselines), each group sorted by folder name (the model's own before the user's on a
+/// tie). The first is the default set of the app and of every command (see
 /// [`default_potentials`]): one rule, in one place.
 pub fn find_potentials(model_dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(model_dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(bool, PathBuf)> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter_map(|p| {
-            let m = read_manifest(&p).ok()?;
-            (m.model == "potentials").then(|| {
-                let pde = potential_config(&p, &m).is_ok_and(|c| c.kind == PotentialKind::Pde);
-                (!pde, p)
-            })
-        })
-        .collect();
+    let mut folders = vec![(0u8, model_dir.to_path_buf())];
+    if let Some(user) = super::user::user_sets_dir(model_dir) {
+        folders.push((1, user));
+    }
+    let mut found: Vec<(bool, std::ffi::OsString, u8, PathBuf)> = Vec::new();
+    for (rank, folder) in folders {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            let Ok(m) = read_manifest(&p) else {
+                continue;
+            };
+            if m.model != "potentials" {
+                continue;
+            }
+            let pde = potential_config(&p, &m).is_ok_and(|c| c.kind == PotentialKind::Pde);
+            let name = p.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            found.push((!pde, name, rank, p));
+        }
+    }
     found.sort();
-    found.into_iter().map(|(_, p)| p).collect()
+    found.into_iter().map(|(.., p)| p).collect()
 }
 
 /// The set a command uses when none is named: the first of [`find_potentials`] (a PDE

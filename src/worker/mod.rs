@@ -515,7 +515,10 @@ impl State {
                 let wrote = matches!(done, TrainingEnd::Saved(_)) || kept;
                 send(Event::TrainingDone(done));
                 // New (or updated) potentials become sliders: reload the model folder.
-                if wrote && cfg.out.parent() == Some(model_dir.as_path()) {
+                let user = crate::store::user::user_sets_dir(&model_dir);
+                let listed = cfg.out.parent() == Some(model_dir.as_path())
+                    || (user.is_some() && cfg.out.parent() == user.as_deref());
+                if wrote && listed {
                     let _ = own_tx.send(Command::LoadModel(model_dir));
                 }
             });
