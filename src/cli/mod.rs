@@ -285,6 +285,11 @@ pub struct TrainPotentialsArgs {
     /// Iterations at the start in which only the classifier learns.
     #[arg(long, default_value_t = 0)]
     pub classifier_warmup: u64,
+    /// Where the diversity term L_d is measured: steps (the mean single step at the
+    /// batch's points) or walks (the mean displacement of 8 codes walked T steps by every
+    /// potential, as `eval diversity` measures; slower).
+    #[arg(long, default_value = "steps", value_parser = ["steps", "walks"])]
+    pub diversity_on: String,
     /// Hidden width of each potential.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,

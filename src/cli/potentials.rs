@@ -45,6 +45,7 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     cfg.jacobian_at_next = args.jacobian_at == "next";
     cfg.grad_steps = args.grad_steps;
     cfg.classifier_warmup = args.classifier_warmup;
+    cfg.diversity_on_walks = args.diversity_on == "walks";
     cfg.hidden = args.hidden;
     cfg.time_dim = args.time_dim;
     cfg.final_tanh = !args.no_final_tanh;

@@ -115,6 +115,11 @@ pub struct PotentialTrainConfig {
     /// as initialised).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub classifier_warmup: u64,
+    /// Measure the diversity term on the walks' displacements z_T − z_0 (a few codes walked
+    /// T steps by every potential, gradient through every step) instead of on the mean
+    /// single step at the batch's points.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diversity_on_walks: bool,
     /// Hidden width of each potential.
     pub hidden: usize,
     /// Time-embedding size.
@@ -162,6 +167,7 @@ impl PotentialTrainConfig {
             log_jacobian: true,
             jacobian_at_next: true,
             grad_steps: 0,
+            diversity_on_walks: false,
             classifier_warmup: 0,
             hidden: 128,
             time_dim: 32,
@@ -421,7 +427,12 @@ impl PotentialTrainer {
         let w = cfg.weights;
         let mut loss = ((((&l_u * w.u)? + (&l_f * w.f)?)? + (&l_j * w.j)?)? + (&l_k * w.k)?)?;
         let l_d = if w.d > 0.0 {
-            let l_d = self.diversity(&z.detach(), t)?;
+            let l_d = if cfg.diversity_on_walks {
+                let z0 = sample_latents(gcfg.prior, WALK_CODES, gcfg.latent, rng, &dev)?;
+                self.walk_diversity(&z0, cfg.steps)?
+            } else {
+                self.diversity(&z.detach(), t)?
+            };
             loss = (loss + (&l_d * w.d)?)?;
             Some(l_d)
         } else {
@@ -516,6 +527,31 @@ impl PotentialTrainer {
         // Off-diagonal mean: (Σ cos² − K) / (K(K − 1)), the diagonal being exactly one.
         let off = ((cos_sq.sum_all()? - k as f64)? / (k * (k - 1)) as f64)?;
         Ok(off)
+    }
+
+    /// The diversity term on whole walks: every potential walks the codes `z0` for `steps`
+    /// steps (gradient through every step), m_k is the mean displacement z_T − z_0, and the
+    /// term is the mean over k ≠ l of cos²(m_k, m_l) — what `eval diversity` measures.
+    pub fn walk_diversity(&self, z0: &Tensor, steps: usize) -> Result<Tensor> {
+        let k = self.potentials.len();
+        let dev = z0.device();
+        if k < 2 {
+            return Ok(Tensor::zeros((), DType::F32, dev)?);
+        }
+        let mut means = Vec::with_capacity(k);
+        for i in 0..k {
+            let mut z = z0.clone();
+            for s in 0..steps {
+                let time = Tensor::full(s as f32, z0.dim(0)?, dev)?;
+                z = (&z + self.potentials.grad(&z, &time, i)?)?;
+            }
+            means.push((z - z0)?.mean(0)?);
+        }
+        let m = Tensor::stack(&means, 0)?;
+        let norm = (m.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
+        let m = m.broadcast_div(&norm)?;
+        let cos_sq = m.matmul(&m.t()?)?.sqr()?;
+        Ok(((cos_sq.sum_all()? - k as f64)? / (k * (k - 1)) as f64)?)
     }
 
     /// Updates the potentials (only) from the gradients of `loss`; for benchmarks of the
@@ -625,6 +661,9 @@ pub fn train_potentials(
         metrics: o.metrics,
     })
 }
+
+/// Codes walked per iteration by the diversity term on walks.
+const WALK_CODES: usize = 8;
 
 /// Iterations between two measurements of the directions' diversity while training.
 const DIVERSITY_EVERY: u64 = 10;
@@ -938,6 +977,58 @@ mod tests {
             );
             assert!(expected > 0.0 && expected < 1.0);
         }
+    }
+
+    #[test]
+    fn the_walk_diversity_is_the_mean_squared_cosine_of_the_displacements() {
+        let dev = Device::Cpu;
+        // Linear potentials: a walk of T steps moves T times the direction, so the walk
+        // term equals the step term.
+        let mut cfg = config(PotentialKind::Linear);
+        cfg.k = 3;
+        let tr = PotentialTrainer::new(&cfg.architecture(4), 1, 64, 1e-2, 3, &dev).unwrap();
+        let z = Tensor::randn(0f32, 1.0, (5, 4), &dev).unwrap();
+        let walks: f32 = tr.walk_diversity(&z, 4).unwrap().to_scalar().unwrap();
+        let steps: f32 = tr.diversity(&z, 0).unwrap().to_scalar().unwrap();
+        assert!((walks - steps).abs() < 1e-5, "{walks} vs {steps}");
+        // PDE potentials: by hand, each code walked on its own, displacements averaged.
+        let mut cfg = config(PotentialKind::Pde);
+        cfg.k = 3;
+        let tr = PotentialTrainer::new(&cfg.architecture(4), 1, 64, 1e-2, 5, &dev).unwrap();
+        let mut means = Vec::new();
+        for k in 0..3 {
+            let mut m = [0f64; 4];
+            for i in 0..5 {
+                let z0 = z.narrow(0, i, 1).unwrap();
+                let mut zi = z0.clone();
+                for s in 0..3 {
+                    let ts = Tensor::full(s as f32, 1, &dev).unwrap();
+                    zi = (&zi + tr.potentials.grad(&zi, &ts, k).unwrap()).unwrap();
+                }
+                let d: Vec<f32> = (zi - &z0)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                for (mj, dj) in m.iter_mut().zip(d) {
+                    *mj += f64::from(dj) / 5.0;
+                }
+            }
+            means.push(m);
+        }
+        let cos = |a: &[f64; 4], b: &[f64; 4]| {
+            let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let n = |v: &[f64; 4]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            dot / (n(a) * n(b))
+        };
+        let want = [(0, 1), (0, 2), (1, 2)]
+            .iter()
+            .map(|&(i, j)| cos(&means[i], &means[j]).powi(2))
+            .sum::<f64>()
+            / 3.0;
+        let got: f32 = tr.walk_diversity(&z, 3).unwrap().to_scalar().unwrap();
+        assert!((f64::from(got) - want).abs() < 1e-4, "{got} vs {want}");
     }
 
     #[test]
