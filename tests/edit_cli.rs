@@ -161,6 +161,38 @@ fn an_image_is_encoded_walked_and_exported_from_its_code() {
         "--force",
     ]);
     assert!(e.contains("not a latentflow latent code"), "{e}");
+    // A value beyond f32 (read as infinity) and a code file too large to be one.
+    let huge = tmp.path().join("huge.json");
+    let mut doc = code.clone();
+    doc["latent"] = serde_json::json!([1e40, 0.0, 0.0, 0.0]);
+    std::fs::write(&huge, doc.to_string()).unwrap();
+    let e = fails(&[
+        "traverse",
+        "--model",
+        s(model),
+        "--z",
+        s(&huge),
+        "--out",
+        s(&strip),
+        "--force",
+    ]);
+    assert!(e.contains("not finite"), "{e}");
+    let big = tmp.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 2 << 20]).unwrap();
+    let e = fails(&[
+        "traverse",
+        "--model",
+        s(model),
+        "--z",
+        s(&big),
+        "--out",
+        s(&strip),
+        "--force",
+    ]);
+    assert!(
+        e.contains("latent code file") && e.contains("above the limit"),
+        "{e}"
+    );
     // An existing output is not replaced without --force, and only latentflow's own.
     let e = fails(&[
         "encode",
