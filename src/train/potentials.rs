@@ -520,13 +520,7 @@ impl PotentialTrainer {
         for i in 0..k {
             means.push(self.potentials.grad(z, &time, i)?.mean(0)?);
         }
-        let m = Tensor::stack(&means, 0)?;
-        let norm = (m.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
-        let m = m.broadcast_div(&norm)?;
-        let cos_sq = m.matmul(&m.t()?)?.sqr()?;
-        // Off-diagonal mean: (Σ cos² − K) / (K(K − 1)), the diagonal being exactly one.
-        let off = ((cos_sq.sum_all()? - k as f64)? / (k * (k - 1)) as f64)?;
-        Ok(off)
+        mean_squared_cosine(&means)
     }
 
     /// The diversity term on whole walks: every potential walks the codes `z0` for `steps`
@@ -547,11 +541,7 @@ impl PotentialTrainer {
             }
             means.push((z - z0)?.mean(0)?);
         }
-        let m = Tensor::stack(&means, 0)?;
-        let norm = (m.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
-        let m = m.broadcast_div(&norm)?;
-        let cos_sq = m.matmul(&m.t()?)?.sqr()?;
-        Ok(((cos_sq.sum_all()? - k as f64)? / (k * (k - 1)) as f64)?)
+        mean_squared_cosine(&means)
     }
 
     /// Updates the potentials (only) from the gradients of `loss`; for benchmarks of the
@@ -660,6 +650,17 @@ pub fn train_potentials(
         elapsed_s: o.elapsed_s,
         metrics: o.metrics,
     })
+}
+
+/// The mean over k ≠ l of cos²(m_k, m_l) for K ≥ 2 vectors: (Σ cos² − K) / (K(K − 1)),
+/// the diagonal being exactly one.
+fn mean_squared_cosine(means: &[Tensor]) -> Result<Tensor> {
+    let k = means.len();
+    let m = Tensor::stack(means, 0)?;
+    let norm = (m.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
+    let m = m.broadcast_div(&norm)?;
+    let cos_sq = m.matmul(&m.t()?)?.sqr()?;
+    Ok(((cos_sq.sum_all()? - k as f64)? / (k * (k - 1)) as f64)?)
 }
 
 /// Codes walked per iteration by the diversity term on walks.
