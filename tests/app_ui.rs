@@ -157,10 +157,13 @@ fn training_panel_gains_points_and_cancels() {
         std::fs::copy(model().join(f), dir.join(f)).unwrap();
     }
     let mut h = harness(&dir);
-    step_until(&mut h, "the model", |a| a.model_dir.is_some());
     // By default new sets go to the user's data folder; this test keeps its own.
-    h.get_by_label("in the model folder").click_accesskit();
-    h.step();
+    h.state_mut().train_in_model_folder(true);
+    // Wait for the first frame too: it adds a line to the side panel, which would renumber
+    // the widgets after it between the query and the click.
+    step_until(&mut h, "the model and its first frame", |a| {
+        a.model_dir.is_some() && a.frame.is_some()
+    });
     h.get_by_label("Start training").click_accesskit();
     step_until(&mut h, "loss points", |a| a.training_history_len() >= 2);
     // The diversity heat map: a K×K symmetric matrix of cosines with a unit diagonal.

@@ -1141,6 +1141,12 @@ impl App {
         self.loading
     }
 
+    /// Makes the training panel save new sets inside the model folder (true) or in the
+    /// user's data folder (false, the default), as its checkbox does.
+    pub fn train_in_model_folder(&mut self, inside: bool) {
+        self.training.set_in_model_folder(inside);
+    }
+
     /// Whether a training job runs.
     pub fn training_running(&self) -> bool {
         self.training.is_running()

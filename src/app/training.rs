@@ -99,6 +99,11 @@ impl TrainingPanel {
         }
     }
 
+    /// Saves new sets inside the model folder (true) or the user's data folder (false).
+    pub fn set_in_model_folder(&mut self, inside: bool) {
+        self.in_model_folder = inside;
+    }
+
     /// Whether a job runs.
     pub fn is_running(&self) -> bool {
         self.running
