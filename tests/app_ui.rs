@@ -395,6 +395,66 @@ fn your_own_image_is_encoded_walked_saved_and_forgotten() {
     assert!(h.state().edited.as_ref().unwrap().original.is_none());
 }
 
+/// One frame as the window runs it: the app's input hook sees the raw events first.
+fn step_as_window(h: &mut Harness<'_, App>) {
+    let mut raw = std::mem::take(h.input_mut());
+    h.state_mut().hold_events_after_release(&mut raw);
+    *h.input_mut() = raw;
+    h.step();
+}
+
+#[test]
+fn a_slider_released_in_a_slow_frame_keeps_the_value_where_it_was_released() {
+    let mut h = harness(model());
+    step_until(&mut h, "the first frame", |a| {
+        a.frame.is_some() && !a.methods.is_empty()
+    });
+    let rail = h
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "0: potential 0")
+        .rect();
+    let y = rail.center().y;
+    let at = |f: f32| rail.left() + f * rail.width();
+    let button = |x: f32, pressed: bool| egui::Event::PointerButton {
+        pos: egui::pos2(x, y),
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::default(),
+    };
+    let events = |h: &mut Harness<'_, App>, events: Vec<egui::Event>| {
+        h.input_mut().events.extend(events);
+        step_as_window(h);
+    };
+    events(
+        &mut h,
+        vec![egui::Event::PointerMoved(egui::pos2(at(0.5), y))],
+    );
+    events(&mut h, vec![button(at(0.5), true)]);
+    events(
+        &mut h,
+        vec![egui::Event::PointerMoved(egui::pos2(at(0.7), y))],
+    );
+    let dragged = h.state().state.sliders[0];
+    assert!(dragged > 1.0, "the drag moved the slider: {dragged}");
+    // One slow frame collects the last move, the release and the pointer's way on to the
+    // left edge of the window: the slider keeps the value at the release, not -T.
+    events(
+        &mut h,
+        vec![
+            egui::Event::PointerMoved(egui::pos2(at(0.8), y)),
+            button(at(0.8), false),
+            egui::Event::PointerMoved(egui::pos2(at(0.4), y)),
+            egui::Event::PointerMoved(egui::pos2(2.0, y + 300.0)),
+        ],
+    );
+    let released = h.state().state.sliders[0];
+    assert!(released > dragged, "{released} after {dragged}");
+    // The held motion arrives in the next frames and no longer moves the slider.
+    for _ in 0..3 {
+        step_as_window(&mut h);
+    }
+    assert_eq!(h.state().state.sliders[0], released);
+}
+
 #[test]
 fn a_dead_worker_is_reported_and_replaced() {
     let mut h = harness(model());

@@ -4,6 +4,7 @@
 //! [`RenderRequest`] each frame and sends it only when it changed.
 
 pub mod files;
+mod input;
 mod landscape;
 mod notices;
 mod plots;
@@ -166,6 +167,7 @@ pub struct Shown {
 /// The app.
 pub struct App {
     worker: Worker,
+    input_queue: input::EventQueue,
     /// The loaded model folder.
     pub model_dir: Option<PathBuf>,
     description: String,
@@ -241,6 +243,7 @@ impl App {
         worker.send(Command::LoadModel(dir));
         Self {
             worker,
+            input_queue: input::EventQueue::default(),
             model_dir: None,
             description: String::new(),
             methods: Vec::new(),
@@ -997,6 +1000,14 @@ impl App {
         });
     }
 
+    /// Ends this frame's input at its first pointer-button release and keeps the rest for
+    /// the next frame (see [`input`]): a slider released in a slow frame keeps the value
+    /// where it was released. The window calls it before every frame; returns true when
+    /// events wait (ask for another frame).
+    pub fn hold_events_after_release(&mut self, raw: &mut egui::RawInput) -> bool {
+        self.input_queue.split_at_release(raw)
+    }
+
     /// Draws the whole app into `ui` (one frame).
     pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
@@ -1174,6 +1185,12 @@ impl App {
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.frame_ui(ui);
+    }
+
+    fn raw_input_hook(&mut self, ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        if self.hold_events_after_release(raw_input) {
+            ctx.request_repaint();
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
