@@ -364,3 +364,84 @@ fn landscape_has_the_grid_and_the_projected_path() {
     });
     assert_ne!(g.values, f.values);
 }
+
+#[test]
+fn a_gan_is_inverted_in_the_background_with_progress_and_can_be_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gan = tmp.path().join("gan");
+    common::ok(&[
+        "train-generator",
+        "--dataset",
+        "sprites",
+        "--kind",
+        "gan",
+        "--latent",
+        "4",
+        "--base",
+        "8",
+        "--iters",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        s(&gan),
+    ]);
+    let image = tmp.path().join("g.png");
+    common::ok(&[
+        "sample",
+        "--model",
+        s(&gan),
+        "--n",
+        "1",
+        "--seed",
+        "5",
+        "--out",
+        s(&image),
+    ]);
+    let w = Worker::spawn(|| {});
+    w.send(Command::LoadModel(gan.clone()));
+    wait_for(&w, |e| match e {
+        Event::ModelLoaded { .. } => Some(()),
+        Event::Error(e) | Event::LoadFailed { error: e, .. } => panic!("{e}"),
+        _ => None,
+    });
+    // The inversion reports its progress and ends with the code and its reconstruction.
+    w.send(Command::Encode(image.clone()));
+    let mut progress = Vec::new();
+    let encoded = wait_for(&w, |e| match e {
+        Event::EncodeProgress(f) => {
+            progress.push(f);
+            None
+        }
+        Event::Encoded(e) => Some(*e),
+        Event::EncodeFailed(e) | Event::Error(e) => panic!("{e}"),
+        _ => None,
+    });
+    assert!(progress.len() > 10, "{} progress events", progress.len());
+    assert!(progress.windows(2).all(|p| p[0] <= p[1]), "{progress:?}");
+    assert_eq!(progress.last().copied(), Some(1.0));
+    assert_eq!(encoded.latent.len(), 4);
+    assert!(encoded.mse.is_some_and(f64::is_finite));
+    assert!(encoded.original.is_some());
+    // Cancelled during its first step (the token the worker's Cancel sets), the inversion
+    // stops there with `Cancelled`, which the worker reports as "encoding … cancelled".
+    let model = latentflow::worker::load_model(&gan, &candle_core::Device::Cpu).unwrap();
+    let token = latentflow::train::CancelToken::new();
+    let mut steps = 0;
+    let result = latentflow::worker::encode_file(
+        &model,
+        &image,
+        &candle_core::Device::Cpu,
+        &token,
+        &mut |_| {
+            steps += 1;
+            token.cancel();
+        },
+    );
+    assert!(
+        matches!(result, Err(latentflow::Error::Cancelled)),
+        "{:?}",
+        result.err()
+    );
+    assert_eq!(steps, 1);
+}
