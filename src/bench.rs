@@ -7,19 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
-/// The median of `xs` (sorted in place); NaN for an empty slice.
-pub fn median(xs: &mut [f64]) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.sort_by(|a, b| a.total_cmp(b));
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        0.5 * (xs[n / 2 - 1] + xs[n / 2])
-    }
-}
+pub use crate::stats::median;
 
 /// Median milliseconds of `f` over `reps` runs after `warmup` untimed runs.
 pub fn median_ms(reps: usize, warmup: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -45,16 +33,6 @@ pub fn decode_ms(g: &dyn Generator, batch: usize, reps: usize, device: &Device) 
         x.sum_all()?.to_vec0::<f32>()?;
         Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn median_of_odd_and_even_lengths() {
-        assert_eq!(super::median(&mut [3., 1., 2.]), 2.);
-        assert_eq!(super::median(&mut [4., 1., 2., 3.]), 2.5);
-        assert!(super::median(&mut []).is_nan());
-    }
 }
 
 /// Figures of `latentflow bench potentials` (milliseconds, medians).

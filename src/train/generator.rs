@@ -362,20 +362,6 @@ impl job::Steps for GeneratorJob<'_> {
     }
 }
 
-pub(crate) fn mean_values(window: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
-    let Some(first) = window.first() else {
-        return Vec::new();
-    };
-    first
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| {
-            let sum: f64 = window.iter().map(|v| v[i].1).sum();
-            (name.clone(), sum / window.len() as f64)
-        })
-        .collect()
-}
-
 fn restore(params: &Params, trainer: &mut Trainer, state: &TrainState) -> Result<()> {
     let model: BTreeMap<String, Tensor> = state
         .tensors
@@ -500,7 +486,7 @@ pub fn measure_compute_throughput(
             times.push(t.elapsed().as_secs_f64());
         }
     }
-    Ok(batch_size as f64 / crate::bench::median(&mut times))
+    Ok(batch_size as f64 / crate::stats::median(&mut times))
 }
 
 /// Training throughput (images per second) of a fresh model of architecture `arch` on
@@ -534,5 +520,5 @@ pub fn measure_train_throughput(
             times.push(t.elapsed().as_secs_f64());
         }
     }
-    Ok(batch_size as f64 / crate::bench::median(&mut times))
+    Ok(batch_size as f64 / crate::stats::median(&mut times))
 }

@@ -2,7 +2,6 @@
 //! with the same settings, and the loop (pause, cancel with a checkpoint, progress reports,
 //! logging, periodic checkpoints, errors that name the iteration).
 
-use super::generator::mean_values;
 use super::state::{LogRow, STATE_FILE, TrainState};
 use super::{CancelToken, Progress};
 use crate::files::atomic;
@@ -224,4 +223,20 @@ pub fn run(
             .unwrap_or_default(),
         items_per_s: (iteration - resumed_from) as f64 * spec.batch_size as f64 / run_s.max(1e-9),
     })
+}
+
+/// The mean of each named value over a window of log rows (all rows name the same values
+/// in the same order).
+fn mean_values(window: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
+    let Some(first) = window.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let sum: f64 = window.iter().map(|v| v[i].1).sum();
+            (name.clone(), sum / window.len() as f64)
+        })
+        .collect()
 }
