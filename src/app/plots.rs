@@ -1,11 +1,16 @@
-//! Live plots of the potentials along the current path: u(z_t, t) against t with the
-//! current t marked, and optionally ‖∇u‖ and the wave residual.
+//! Live plots along the current path against t, the current t marked: the step length
+//! every method has, and the series the method records (potentials: u(z_t, t) and the
+//! wave residual).
 
 use super::App;
+use crate::methods::{StepRecord, series};
 use eframe::egui;
 use egui_plot::{
     AxisHints, GridInput, GridMark, Legend, Line, Plot, PlotPoints, VLine, uniform_grid_spacer,
 };
+
+/// The method-specific series drawn when a method records them, with their labels.
+const PLOTTED: [(&str, &str); 2] = [(series::U, "u(z_t, t)"), (series::RESIDUAL, "residual")];
 
 /// Plots of the newest frame's records.
 pub fn plot_ui(app: &mut App, ui: &mut egui::Ui) {
@@ -14,11 +19,15 @@ pub fn plot_ui(app: &mut App, ui: &mut egui::Ui) {
         return;
     };
     if frame.records.is_empty() {
-        ui.label("Move a slider to see u(z_t, t) along the path.");
+        ui.label("Move a slider to see the path's values along t.");
         return;
     }
-    let series = |f: &dyn Fn(&crate::methods::StepRecord) -> f32| -> PlotPoints {
-        frame.records.iter().map(|r| [r.t, f(r) as f64]).collect()
+    let points = |f: &dyn Fn(&StepRecord) -> Option<f32>| -> Option<PlotPoints> {
+        frame
+            .records
+            .iter()
+            .map(|r| f(r).map(|v| [r.t, f64::from(v)]))
+            .collect()
     };
     let last_t = frame.records.last().map_or(0.0, |r| r.t);
     Plot::new("u-plot")
@@ -41,9 +50,14 @@ pub fn plot_ui(app: &mut App, ui: &mut egui::Ui) {
             [step / 5.0, step, step * 5.0]
         }))
         .show(ui, |plot| {
-            plot.line(Line::new("u(z_t, t)", series(&|r| r.u[0])));
-            plot.line(Line::new("|grad u|", series(&|r| r.grad_norm[0])));
-            plot.line(Line::new("residual", series(&|r| r.residual[0])));
+            if let Some(p) = points(&|r| r.step_norm.first().copied()) {
+                plot.line(Line::new("|step|", p));
+            }
+            for (name, label) in PLOTTED {
+                if let Some(p) = points(&|r| r.get(name).and_then(|v| v.first().copied())) {
+                    plot.line(Line::new(label, p));
+                }
+            }
             plot.vline(VLine::new("current t", last_t));
         });
 }

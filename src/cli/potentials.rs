@@ -170,16 +170,15 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
             .iter()
             .zip(&path.z)
             .map(|(r, z)| -> Result<serde_json::Value> {
-                Ok(serde_json::json!({
+                let mut point = serde_json::json!({
                     "t": r.t,
                     "z": z.squeeze(0)?.to_vec1::<f32>()?,
-                    "u": r.u[0],
-                    "grad_norm": r.grad_norm[0],
-                    "du_dt": r.du_dt[0],
-                    "d2u_dt2": r.d2u_dt2[0],
-                    "laplacian": r.laplacian[0],
-                    "residual": r.residual[0],
-                }))
+                    "step_norm": r.step_norm[0],
+                });
+                for s in &r.series {
+                    point[s.name.as_str()] = s.values[0].into();
+                }
+                Ok(point)
             })
             .collect::<Result<_>>()?;
         let doc = serde_json::json!({

@@ -203,26 +203,95 @@ impl PathSpec {
     }
 }
 
-/// What one point of a path measured, per sample of the batch: the values of the
-/// potential that moves the code there (for a superposition, the weighted sum
-/// U = Σ_k w_k u^k, whose gradient is the step).
+/// Names of the method-specific series a [`StepRecord`] may carry.
+pub mod series {
+    /// u(z_t, t) (potential flows; for a superposition the weighted sum U = Σ_k w_k u^k).
+    pub const U: &str = "u";
+    /// ‖∇_z u‖.
+    pub const GRAD_NORM: &str = "grad_norm";
+    /// ∂u/∂t.
+    pub const DU_DT: &str = "du_dt";
+    /// ∂²u/∂t².
+    pub const D2U_DT2: &str = "d2u_dt2";
+    /// Δ_z u.
+    pub const LAPLACIAN: &str = "laplacian";
+    /// Wave residual ∂²_t u − c² Δ_z u.
+    pub const RESIDUAL: &str = "residual";
+}
+
+/// One named series of a path's records: one value per sample of the batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Series {
+    /// Its name (see [`series`]).
+    pub name: String,
+    /// One value per sample.
+    pub values: Vec<f32>,
+}
+
+/// What one point of a path measured, per sample of the batch: what every method has
+/// (the time and the step's length) and the series only some methods have (potentials:
+/// u, ‖∇u‖, ∂_t u, ∂²_t u, Δu and the wave residual), which the plots and the traversal
+/// JSON show when present.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRecord {
     /// Time t of this point: the step index, fractional at the end of a shortened last
     /// step (see [`Plan::point_times`]).
     pub t: f64,
-    /// u(z_t, t).
-    pub u: Vec<f32>,
-    /// ‖∇_z u‖.
-    pub grad_norm: Vec<f32>,
-    /// ∂u/∂t.
-    pub du_dt: Vec<f32>,
-    /// ∂²u/∂t².
-    pub d2u_dt2: Vec<f32>,
-    /// Δ_z u.
-    pub laplacian: Vec<f32>,
-    /// Wave residual ∂²_t u − c² Δ_z u.
-    pub residual: Vec<f32>,
+    /// ‖z_{t+1} − z_t‖: the length of the step from this point (the last point repeats
+    /// the last step's, as its series are measured with the last step's directions).
+    pub step_norm: Vec<f32>,
+    /// The method's own series, in the same order in every record of a path.
+    pub series: Vec<Series>,
+}
+
+impl StepRecord {
+    /// The values of series `name`, if this method records it.
+    pub fn get(&self, name: &str) -> Option<&[f32]> {
+        self.series
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.values.as_slice())
+    }
+
+    /// The same record for the first `n` samples only.
+    pub fn first(&self, n: usize) -> Self {
+        let head = |v: &[f32]| v[..n.min(v.len())].to_vec();
+        Self {
+            t: self.t,
+            step_norm: head(&self.step_norm),
+            series: self
+                .series
+                .iter()
+                .map(|s| Series {
+                    name: s.name.clone(),
+                    values: head(&s.values),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// ‖z_{i+1} − z_i‖ per point of a path of (B, d) tensors (the last point repeats the last
+/// step's length; a path of one point has steps of length 0), as [`StepRecord::step_norm`].
+pub fn step_norms(path: &[Tensor]) -> Result<Vec<Vec<f32>>> {
+    let mut norms = Vec::with_capacity(path.len());
+    for pair in path.windows(2) {
+        let d = (&pair[1] - &pair[0])?;
+        norms.push(
+            d.sqr()?
+                .sum(1)?
+                .sqrt()?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()?,
+        );
+    }
+    let last = match (norms.last(), path.first()) {
+        (Some(n), _) => n.clone(),
+        (None, Some(z)) => vec![0.0; z.dim(0)?],
+        (None, None) => return Ok(norms),
+    };
+    norms.push(last);
+    Ok(norms)
 }
 
 /// A path z_0..z_T for a batch of starting codes.
@@ -312,6 +381,38 @@ mod tests {
         assert_eq!(plan.active(2), vec![(1, 0.5)]);
         assert_eq!(plan.directions(), vec![1, 2]);
         assert_eq!(Plan::from_sliders(&[0.0, 0.0]).1, 0);
+    }
+
+    #[test]
+    fn step_norms_are_the_lengths_of_the_steps_and_the_last_point_repeats_the_last() {
+        let dev = candle_core::Device::Cpu;
+        let z = |v: [f32; 4]| Tensor::new(&v, &dev).unwrap().reshape((2, 2)).unwrap();
+        let path = [
+            z([0., 0., 1., 1.]),
+            z([3., 4., 1., 1.]),
+            z([3., 5., 1., 3.]),
+        ];
+        let n = step_norms(&path).unwrap();
+        assert_eq!(n, vec![vec![5.0, 0.0], vec![1.0, 2.0], vec![1.0, 2.0]]);
+        assert_eq!(step_norms(&path[..1]).unwrap(), vec![vec![0.0, 0.0]]);
+        assert!(step_norms(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_are_cut_to_their_first_samples_and_find_series_by_name() {
+        let r = StepRecord {
+            t: 1.5,
+            step_norm: vec![1.0, 2.0, 3.0],
+            series: vec![Series {
+                name: series::U.into(),
+                values: vec![4.0, 5.0, 6.0],
+            }],
+        };
+        let one = r.first(1);
+        assert_eq!(one.step_norm, vec![1.0]);
+        assert_eq!(one.get(series::U), Some(&[4.0][..]));
+        assert_eq!(one.get(series::RESIDUAL), None);
+        assert_eq!(one.t, 1.5);
     }
 
     #[test]

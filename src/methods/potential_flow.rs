@@ -1,7 +1,7 @@
 //! Potential flows (PDE traversal and its linear baseline): z_{t+1} = z_t ± Σ_k w_k ∇u^k(z_t, t),
 //! with t the step index.
 
-use super::{PathSpec, StepRecord, Traversal, TraversalPath};
+use super::{PathSpec, Series, StepRecord, Traversal, TraversalPath, series};
 use crate::Result;
 use crate::models::potential::{PotentialKind, Potentials};
 use candle_core::Tensor;
@@ -142,15 +142,28 @@ impl Traversal for PotentialFlow {
             ));
         }
         let rows = |v: &[f32], s: usize| v[s * b..(s + 1) * b].to_vec();
+        let step_norms = super::step_norms(&path)?;
         let records = (0..n)
-            .map(|s| StepRecord {
-                t: point_times[s],
-                u: rows(&u, s),
-                grad_norm: rows(&grad_norm, s),
-                du_dt: rows(&du, s),
-                d2u_dt2: rows(&d2u, s),
-                laplacian: rows(&lap, s),
-                residual: rows(&res, s),
+            .map(|s| {
+                let named = [
+                    (series::U, &u),
+                    (series::GRAD_NORM, &grad_norm),
+                    (series::DU_DT, &du),
+                    (series::D2U_DT2, &d2u),
+                    (series::LAPLACIAN, &lap),
+                    (series::RESIDUAL, &res),
+                ];
+                StepRecord {
+                    t: point_times[s],
+                    step_norm: step_norms[s].clone(),
+                    series: named
+                        .into_iter()
+                        .map(|(name, v)| Series {
+                            name: name.into(),
+                            values: rows(v, s),
+                        })
+                        .collect(),
+                }
             })
             .collect();
         Ok(TraversalPath { z: path, records })
@@ -219,7 +232,7 @@ mod tests {
             .sqrt()
             .unwrap();
         let norm: Vec<f64> = norm.to_vec1().unwrap();
-        assert!((r.grad_norm[0] as f64 - norm[0]).abs() < 1e-5);
+        assert!((r.get(series::GRAD_NORM).unwrap()[0] as f64 - norm[0]).abs() < 1e-5);
         assert_eq!(r.t, 2.0);
     }
 
@@ -267,7 +280,10 @@ mod tests {
             let t = Tensor::full(r.t, 2, &Device::Cpu).unwrap();
             let ev = f.potentials().eval(&p.z[s], &t, 1).unwrap();
             let u: Vec<f64> = ev.u.to_vec1().unwrap();
-            assert!((r.u[0] as f64 + u[0]).abs() < 1e-5, "point {s}");
+            assert!(
+                (r.get(series::U).unwrap()[0] as f64 + u[0]).abs() < 1e-5,
+                "point {s}"
+            );
             let norm = grad(&f, &p.z[s], r.t, 1)
                 .sqr()
                 .unwrap()
@@ -276,8 +292,29 @@ mod tests {
                 .sqrt()
                 .unwrap();
             let norm: Vec<f64> = norm.to_vec1().unwrap();
-            assert!((r.grad_norm[0] as f64 - norm[0]).abs() < 1e-5, "point {s}");
+            assert!(
+                (r.get(series::GRAD_NORM).unwrap()[0] as f64 - norm[0]).abs() < 1e-5,
+                "point {s}"
+            );
         }
+        // The step lengths are the walk's own: 1, 1 and a quarter of ‖∇u‖, the last point
+        // repeating the last step.
+        for (s, r) in p.records.iter().enumerate() {
+            let from = s.min(2);
+            let d: Vec<f64> = (&p.z[from + 1] - &p.z[from])
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum(1)
+                .unwrap()
+                .sqrt()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert!((r.step_norm[1] as f64 - d[1]).abs() < 1e-6, "point {s}");
+        }
+        let quarter = p.records[2].step_norm[0] / p.records[2].get(series::GRAD_NORM).unwrap()[0];
+        assert!((quarter - 0.25).abs() < 1e-5, "{quarter}");
     }
 
     #[test]

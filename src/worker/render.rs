@@ -193,18 +193,7 @@ pub fn render(model: &Loaded, req: &RenderRequest, device: &Device) -> Result<Fr
     }
     let images = decode_images(g, &Tensor::cat(&rows, 0)?)?;
     let strip = images[..n].to_vec();
-    let records = records
-        .into_iter()
-        .map(|r| StepRecord {
-            t: r.t,
-            u: r.u[..1].to_vec(),
-            grad_norm: r.grad_norm[..1].to_vec(),
-            du_dt: r.du_dt[..1].to_vec(),
-            d2u_dt2: r.d2u_dt2[..1].to_vec(),
-            laplacian: r.laplacian[..1].to_vec(),
-            residual: r.residual[..1].to_vec(),
-        })
-        .collect();
+    let records = records.into_iter().map(|r| r.first(1)).collect();
     Ok(Frame {
         generation: req.generation,
         current: strip[n - 1].clone(),
