@@ -43,6 +43,8 @@ pub const MAX_GRID_IMAGES: usize = 100_000;
 pub const MAX_GIF_SIDE: usize = 65_535;
 /// |step scale| and |superposition weight|: beyond this a walk leaves any sensible region.
 pub const MAX_STEP_SCALE: f64 = 1000.0;
+/// Codes GANSpace samples (`--samples`).
+pub const MAX_CLOSED_FORM_SAMPLES: usize = 100_000;
 /// Bytes of a manifest (`manifest.json`).
 pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 /// Bytes of a state embedded in an exported PNG or GIF, and of the part of a GIF read

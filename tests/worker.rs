@@ -307,7 +307,7 @@ fn renamed_directions_are_saved_and_reloaded() {
         Event::Error(m) => Some(m),
         _ => None,
     });
-    assert!(e.contains("one non-empty name per potential"), "{e}");
+    assert!(e.contains("one non-empty name per direction"), "{e}");
     w.send(Command::RenameDirections {
         dir: pots.clone(),
         names: names.clone(),

@@ -356,7 +356,11 @@ impl App {
 
     /// Asks for the landscape when it is shown and its inputs changed.
     fn send_landscape_if_changed(&mut self) {
-        if !self.landscape.show || self.model_dir.is_none() || self.methods.is_empty() {
+        let has_potentials = self
+            .methods
+            .get(self.state.method)
+            .is_some_and(|m| m.has_potentials);
+        if !self.landscape.show || self.model_dir.is_none() || !has_potentials {
             return;
         }
         let mut render = self.request();
@@ -1039,12 +1043,17 @@ impl App {
                     ui.separator();
                     plots::plot_ui(self, ui);
                     ui.separator();
-                    let k_total = self
-                        .methods
-                        .get(self.state.method)
-                        .map_or(0, |m| m.names.len());
-                    if k_total > 0 {
+                    let current = self.methods.get(self.state.method);
+                    let k_total = current.map_or(0, |m| m.names.len());
+                    if current.is_some_and(|m| m.has_potentials) && k_total > 0 {
                         self.landscape.ui(ui, k_total);
+                        ui.separator();
+                    } else if let Some(m) = current {
+                        ui.heading("Landscape");
+                        ui.label(format!(
+                            "{} moves along fixed directions: there is no potential to draw.",
+                            m.method
+                        ));
                         ui.separator();
                     }
                     let model_dir = self.model_dir.clone();

@@ -52,17 +52,18 @@ pub fn potentials(args: super::BenchPotentialsArgs) -> Result<()> {
     let g = &model.generator;
     // The shipped PDE potentials when there are some (load_model lists them first); fresh
     // ones of the default size otherwise (the time does not depend on the trained values).
-    let (flow, source) = match model.methods.first() {
-        Some((info, flow)) => (flow.clone(), info.dir.display().to_string()),
-        None => (
-            PotentialFlow::new(Potentials::new(
+    let fresh;
+    let (flow, source): (&dyn crate::methods::Traversal, String) = match model.methods.first() {
+        Some((info, flow)) => (flow.as_ref(), info.dir.display().to_string()),
+        None => {
+            fresh = PotentialFlow::new(Potentials::new(
                 &crate::nn::Params::new(0, &dev),
                 &PotentialConfig::new(PotentialKind::Pde, 8, g.config.latent),
-            )?),
-            "fresh".to_string(),
-        ),
+            )?);
+            (&fresh, "fresh".to_string())
+        }
     };
-    let frame = crate::bench::frame_ms(&g.model, &flow, 10, reps, &dev)?;
+    let frame = crate::bench::frame_ms(&g.model, flow, 10, reps, &dev)?;
     let mut line = serde_json::to_value(&figures)?;
     if let Some(m) = line.as_object_mut() {
         m.insert("frame_ms".into(), frame.into());

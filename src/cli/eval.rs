@@ -3,8 +3,8 @@
 use super::potentials::resolve_potentials;
 use super::{EvalDiversityArgs, EvalFactorsArgs, EvalVpArgs, device};
 use crate::eval::vp::{VpConfig, vp_score};
-use crate::methods::{PotentialFlow, Traversal};
-use crate::store::{load_generator, load_potentials};
+use crate::methods::Traversal;
+use crate::store::load_generator;
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -21,9 +21,8 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
     let dev = device()?;
     let g = load_generator(&args.source.model, &dev)?;
     let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
-    let pots = load_potentials(&pot_dir, &g, &dev)?;
-    let flow = PotentialFlow::new(pots.potentials);
-    let matched = matched_scale(&g, &flow, args.match_length, args.steps, &dev)?;
+    let flow = crate::methods::open(&pot_dir, &g, &dev)?;
+    let matched = matched_scale(&g, flow.as_ref(), args.match_length, args.steps, &dev)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {msg} eta {eta}")
@@ -40,7 +39,7 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
             ..VpConfig::default()
         };
         bar.set_message(format!("seed {seed}"));
-        let r = vp_score(&g.model, &flow, &cfg, &dev, &mut |done, total| {
+        let r = vp_score(&g.model, flow.as_ref(), &cfg, &dev, &mut |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         })?;
@@ -78,25 +77,24 @@ pub fn diversity(args: EvalDiversityArgs) -> Result<()> {
     let dev = device()?;
     let g = load_generator(&args.source.model, &dev)?;
     let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
-    let pots = load_potentials(&pot_dir, &g, &dev)?;
-    let speeds: Option<Vec<f64>> = match pots.potentials.config().kind {
-        crate::models::potential::PotentialKind::Pde => Some(
-            pots.potentials
-                .speeds()?
+    let flow = crate::methods::open(&pot_dir, &g, &dev)?;
+    // The wave speeds |c_k| of a PDE set (other methods have none).
+    let speeds: Option<Vec<f64>> = match flow.potentials() {
+        Some(p) if p.config().kind == crate::models::potential::PotentialKind::Pde => Some(
+            p.speeds()?
                 .to_dtype(candle_core::DType::F64)?
                 .abs()?
                 .to_vec1::<f64>()?,
         ),
-        crate::models::potential::PotentialKind::Linear => None,
+        _ => None,
     };
-    let flow = PotentialFlow::new(pots.potentials);
     let cfg = DiversityConfig {
         codes: args.codes,
         steps: args.steps,
         seed: args.seed,
         scale: 1.0,
     };
-    let r = diversity(&flow, g.model.prior(), &cfg, &dev)?;
+    let r = diversity(flow.as_ref(), g.model.prior(), &cfg, &dev)?;
     eprintln!(
         "{} ({}, K = {}): largest |cos| between mean displacements {:.3}",
         pot_dir.display(),
@@ -137,7 +135,7 @@ pub fn diversity(args: EvalDiversityArgs) -> Result<()> {
 /// length reached, when a length is asked for.
 fn matched_scale(
     g: &crate::store::LoadedGenerator,
-    flow: &PotentialFlow,
+    flow: &dyn Traversal,
     target: Option<f64>,
     steps: usize,
     dev: &candle_core::Device,
@@ -169,8 +167,7 @@ pub fn factors(args: EvalFactorsArgs) -> Result<()> {
     let dev = device()?;
     let g = load_generator(&args.source.model, &dev)?;
     let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
-    let pots = load_potentials(&pot_dir, &g, &dev)?;
-    let flow = PotentialFlow::new(pots.potentials);
+    let flow = crate::methods::open(&pot_dir, &g, &dev)?;
     let dataset = g.manifest.dataset.clone();
     let reg_dir = match (&args.regressor, &dataset) {
         (Some(dir), _) => dir.clone(),
@@ -207,14 +204,14 @@ pub fn factors(args: EvalFactorsArgs) -> Result<()> {
             reg_dir.display()
         );
     }
-    let matched = matched_scale(&g, &flow, args.match_length, args.steps, &dev)?;
+    let matched = matched_scale(&g, flow.as_ref(), args.match_length, args.steps, &dev)?;
     let cfg = FactorScoreConfig {
         codes: args.codes,
         steps: args.steps,
         scale: matched.map_or(1.0, |(scale, _)| scale),
         seed: args.seed,
     };
-    let r = factor_score(&g.model, &flow, &reg.model, &cfg, &dev)?;
+    let r = factor_score(&g.model, flow.as_ref(), &reg.model, &cfg, &dev)?;
     eprintln!(
         "{} ({}, K = {}): mean share of change on the main factor {:.3}, {} distinct main factors",
         pot_dir.display(),

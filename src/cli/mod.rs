@@ -3,6 +3,7 @@
 
 mod bench;
 mod dataset;
+mod directions;
 mod eval;
 mod export;
 mod import;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Train a factor regressor (reads a procedural dataset's factors off an image) for
     /// `eval factors`.
     TrainFactors(TrainFactorsArgs),
+    /// Find latent directions in closed form, without training (SeFa: eigenvectors of the
+    /// generator's first layer; GANSpace: principal components of its activations).
+    FitDirections(FitDirectionsArgs),
     /// Find the latent code of your own image (PNG/JPEG, any size) and save it as JSON,
     /// for `traverse --z` and `export-gif --z`.
     Encode(EncodeArgs),
@@ -463,6 +467,36 @@ pub enum EvalCommand {
     Factors(EvalFactorsArgs),
 }
 
+/// Arguments of `fit-directions`.
+#[derive(Debug, Args)]
+pub struct FitDirectionsArgs {
+    /// The generator folder.
+    #[arg(long)]
+    pub generator: PathBuf,
+    /// sefa or ganspace.
+    #[arg(long)]
+    pub method: String,
+    /// Number of directions (at most the latent size).
+    #[arg(long, default_value_t = 6)]
+    pub k: usize,
+    /// Length of one step along each direction, in latent units (the prior has unit
+    /// variance per dimension: 10 steps of 0.3 move 3 standard deviations).
+    #[arg(long, default_value_t = 0.3)]
+    pub step: f64,
+    /// GANSpace: codes sampled from the prior.
+    #[arg(long, default_value_t = 5000)]
+    pub samples: usize,
+    /// GANSpace: seed of the sampled codes (and the code of `strips.png`).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder (default: GENERATOR/directions-METHOD).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace a direction set already in the output folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// Arguments of `train-factors`.
 #[derive(Debug, Args)]
 pub struct TrainFactorsArgs {
@@ -685,5 +719,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(EvalCommand::Diversity(args))) => eval::diversity(args),
         Some(Command::Eval(EvalCommand::Factors(args))) => eval::factors(args),
         Some(Command::TrainFactors(args)) => train::train_factors(args),
+        Some(Command::FitDirections(args)) => directions::fit_directions(args),
     }
 }

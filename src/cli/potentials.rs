@@ -5,10 +5,10 @@ use super::{TrainPotentialsArgs, TraverseArgs, command_line, device};
 use crate::data::image::grid;
 use crate::files::output::{FileKind, check_file};
 use crate::limits::{self, MAX_SCALE, MAX_STEP_SCALE, MAX_STEPS};
-use crate::methods::{PathSpec, Plan, PotentialFlow, Traversal};
+use crate::methods::{PathSpec, Plan};
 use crate::models::images::{decode_images, grid_bytes};
 use crate::models::sample_latents;
-use crate::store::{default_potentials, load_generator, load_potentials};
+use crate::store::{default_method, load_generator};
 use crate::train::potentials::{LossWeights, PotentialTrainConfig, train_potentials as run};
 use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
@@ -78,13 +78,13 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     Ok(())
 }
 
-/// The potential folder to use: the one given, or the model's default set
-/// ([`default_potentials`]: a PDE set first), named on stderr so that a user sees which.
+/// The method folder to use: the one given, or the model's default method
+/// ([`default_method`]: a PDE set first), named on stderr so that a user sees which.
 pub fn resolve_potentials(model: &Path, given: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p);
     }
-    let chosen = default_potentials(model).with_context(|| {
+    let chosen = default_method(model).with_context(|| {
         format!(
             "{} holds no potentials; train some with `latentflow train-potentials --generator {}` or pass --potentials",
             model.display(),
@@ -148,8 +148,7 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
         grid_bytes(n, n, c.channels, c.image_size, c.image_size, args.scale),
     )?;
     let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
-    let pots = load_potentials(&pot_dir, &g, &dev)?;
-    let flow = PotentialFlow::new(pots.potentials);
+    let flow = crate::methods::open(&pot_dir, &g, &dev)?;
     let z0 = match &args.z {
         Some(p) => crate::edit::LatentCode::load(p, &g)?.tensor(&dev)?,
         None => {

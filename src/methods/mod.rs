@@ -2,8 +2,11 @@
 //! direction, switching, superposition) and a step count, produce the path z_0..z_T and
 //! what each step measured. The app, the CLI and the evaluation all go through it.
 
+pub mod closed_form;
+pub mod directions;
 pub mod potential_flow;
 
+pub use directions::Directions;
 pub use potential_flow::PotentialFlow;
 
 use crate::limits::{self, MAX_STEP_SCALE, MAX_STEPS};
@@ -342,6 +345,40 @@ pub trait Traversal: Send + Sync {
     fn walk(&self, z0: &Tensor, spec: &PathSpec) -> Result<Vec<Tensor>> {
         Ok(self.path(z0, spec)?.z)
     }
+    /// The scalar potentials u^k behind the walk, for the methods that have them (the
+    /// landscape and the wave speeds need them).
+    fn potentials(&self) -> Option<&crate::models::potential::Potentials> {
+        None
+    }
+}
+
+/// Opens the traversal method stored in `dir` for `generator`, chosen by its manifest's
+/// model: a potential set (`potentials`: PDE or linear) or a direction set (`directions`:
+/// SeFa, GANSpace). Every consumer (app, worker, CLI, evaluation, export) opens methods
+/// only through here.
+pub fn open(
+    dir: &std::path::Path,
+    generator: &crate::store::LoadedGenerator,
+    device: &candle_core::Device,
+) -> Result<Box<dyn Traversal>> {
+    let manifest = crate::store::generator::read_manifest(dir)?;
+    Ok(match manifest.model.as_str() {
+        "potentials" => Box::new(PotentialFlow::new(
+            crate::store::load_potentials(dir, generator, device)?.potentials,
+        )),
+        crate::store::directions::MODEL => Box::new(Directions::new(
+            crate::store::load_directions(dir, generator, device)?,
+        )),
+        other => {
+            return Err(Error::checkpoint(
+                dir.join(crate::store::MANIFEST_FILE),
+                format!(
+                    "holds a '{other}' model, which is not a traversal method (one of {})",
+                    crate::store::methods::METHOD_MODELS.join(", ")
+                ),
+            ));
+        }
+    })
 }
 
 #[cfg(test)]

@@ -79,6 +79,10 @@ impl Traversal for PotentialFlow {
         Ok(path)
     }
 
+    fn potentials(&self) -> Option<&Potentials> {
+        Some(&self.potentials)
+    }
+
     fn path(&self, z0: &Tensor, spec: &PathSpec) -> Result<TraversalPath> {
         // The walk needs only gradients (the cheap path)...
         let path = self.walk(z0, spec)?;

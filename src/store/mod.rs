@@ -10,17 +10,21 @@
 //!
 //! The format is documented for PyTorch users in `docs/checkpoint-format.md`.
 
+pub mod directions;
 pub mod generator;
 pub mod manifest;
+pub mod methods;
 pub mod pickle;
 pub mod potentials;
 pub mod pth;
 pub mod tensors;
 pub mod user;
 
+pub use directions::{LoadedDirections, load_directions, save_directions};
 pub use generator::{LoadedGenerator, load_generator, save_checkpoint};
 pub use manifest::{FORMAT_VERSION, Manifest, TensorInfo};
-pub use potentials::{LoadedPotentials, default_potentials, find_potentials, load_potentials};
+pub use methods::{default_method, find_methods, rename_directions};
+pub use potentials::{LoadedPotentials, load_potentials};
 pub use tensors::{load_safetensors, save_safetensors};
 
 /// File name of the manifest inside a checkpoint folder.

@@ -3,7 +3,7 @@
 
 use super::generator::{LoadedGenerator, read_manifest, read_weights};
 use super::{MANIFEST_FILE, manifest::Manifest};
-use crate::models::potential::{PotentialConfig, PotentialKind, Potentials};
+use crate::models::potential::{PotentialConfig, Potentials};
 use crate::nn::Params;
 use crate::{Error, Result};
 use candle_core::Device;
@@ -75,7 +75,11 @@ pub fn load_potentials(
 }
 
 /// Checks that the potentials in `dir` were trained on `generator`'s weights.
-fn check_generator(dir: &Path, manifest: &Manifest, generator: &LoadedGenerator) -> Result<()> {
+pub(super) fn check_generator(
+    dir: &Path,
+    manifest: &Manifest,
+    generator: &LoadedGenerator,
+) -> Result<()> {
     let path = dir.join(MANIFEST_FILE);
     if let Some(recorded) = &manifest.generator_digest {
         if *recorded != generator.digest {
@@ -106,59 +110,4 @@ fn check_generator(dir: &Path, manifest: &Manifest, generator: &LoadedGenerator)
         ));
     }
     Ok(())
-}
-
-/// The potential sets of a generator: each sub-folder of its folder whose manifest says
-/// `potentials`, and each one the user trained on it in the app (kept in
-/// [`super::user::user_sets_dir`]); the paper's PDE sets first, then the others (the
-/// baselines), each group sorted by folder name (the model's own before the user's on a
-/// tie). The first is the default set of the app and of every command (see
-/// [`default_potentials`]): one rule, in one place.
-pub fn find_potentials(model_dir: &Path) -> Vec<PathBuf> {
-    let mut folders = vec![(0u8, model_dir.to_path_buf())];
-    if let Some(user) = super::user::user_sets_dir(model_dir) {
-        folders.push((1, user));
-    }
-    let mut found: Vec<(bool, std::ffi::OsString, u8, PathBuf)> = Vec::new();
-    for (rank, folder) in folders {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-            let Ok(m) = read_manifest(&p) else {
-                continue;
-            };
-            if m.model != "potentials" {
-                continue;
-            }
-            let pde = potential_config(&p, &m).is_ok_and(|c| c.kind == PotentialKind::Pde);
-            let name = p.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-            found.push((!pde, name, rank, p));
-        }
-    }
-    found.sort();
-    found.into_iter().map(|(.., p)| p).collect()
-}
-
-/// The set a command uses when none is named: the first of [`find_potentials`] (a PDE
-/// set when the folder holds one).
-pub fn default_potentials(model_dir: &Path) -> Option<PathBuf> {
-    find_potentials(model_dir).into_iter().next()
-}
-
-/// Writes new display names into a potential set's manifest (atomically), after checking
-/// that there is one non-empty name per potential.
-pub fn rename_directions(dir: &Path, names: &[String]) -> Result<()> {
-    let mut manifest = read_manifest(dir)?;
-    let mut cfg = potential_config(dir, &manifest)?;
-    if names.len() != cfg.k || names.iter().any(|n| n.trim().is_empty()) {
-        return Err(Error::config(format!(
-            "give one non-empty name per potential ({} names for {})",
-            names.len(),
-            cfg.k
-        )));
-    }
-    cfg.names = names.iter().map(|n| n.trim().to_string()).collect();
-    manifest.architecture = serde_json::to_value(&cfg).map_err(|e| Error::config(e.to_string()))?;
-    manifest.save(&dir.join(MANIFEST_FILE))
 }

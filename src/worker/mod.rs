@@ -14,8 +14,8 @@ mod render;
 pub use export::{GifOptions, export_gif};
 pub use render::{Frame, RenderRequest, Switch, render};
 
-use crate::methods::{PotentialFlow, Traversal};
-use crate::store::{LoadedGenerator, find_potentials, load_generator, load_potentials};
+use crate::methods::Traversal;
+use crate::store::{LoadedGenerator, find_methods, load_generator};
 use crate::train::potentials::{PotentialTrainConfig, train_potentials};
 use crate::train::{CancelToken, Progress};
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -117,6 +117,9 @@ pub struct MethodInfo {
     pub dir: PathBuf,
     /// Display names of its directions.
     pub names: Vec<String>,
+    /// Whether it has scalar potentials (the landscape draws them); fixed directions
+    /// have none.
+    pub has_potentials: bool,
 }
 
 /// The user's image and its latent code.
@@ -236,8 +239,15 @@ impl Worker {
 }
 
 impl Drop for Worker {
+    /// Stops the thread and waits for it (it finishes the command in hand first), so
+    /// that what it owns — the wgpu device above all — is released before the process
+    /// goes on to exit (a device torn down by the exit while its thread still ran it
+    /// crashed the process).
     fn drop(&mut self) {
         let _ = self.tx.send(Command::Shutdown);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -246,7 +256,7 @@ pub struct Loaded {
     /// The generator.
     pub generator: LoadedGenerator,
     /// The traversal methods, one per potential set.
-    pub methods: Vec<(MethodInfo, PotentialFlow)>,
+    pub methods: Vec<(MethodInfo, Box<dyn Traversal>)>,
     /// The potential sets that could not be loaded, and why (the generator and the other
     /// sets are usable all the same).
     pub unusable: Vec<(PathBuf, String)>,
@@ -259,25 +269,25 @@ pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate:
     let generator = load_generator(dir, device)?;
     let mut methods = Vec::new();
     let mut unusable = Vec::new();
-    for p in find_potentials(dir) {
-        let pots = match load_potentials(&p, &generator, device) {
-            Ok(pots) => pots,
+    for p in find_methods(dir) {
+        let flow = match crate::methods::open(&p, &generator, device) {
+            Ok(flow) => flow,
             Err(e) => {
                 unusable.push((p, e.to_string()));
                 continue;
             }
         };
-        let flow = PotentialFlow::new(pots.potentials);
         let info = MethodInfo {
             method: flow.method(),
             dir: p,
             names: (0..flow.directions())
                 .map(|k| flow.direction_name(k))
                 .collect(),
+            has_potentials: flow.potentials().is_some(),
         };
         methods.push((info, flow));
     }
-    // `find_potentials` lists the paper's method first: the app opens on it, as the
+    // `find_methods` lists the paper's method first: the app opens on it, as the
     // commands do.
     Ok(Loaded {
         generator,
@@ -401,7 +411,7 @@ impl State {
                     Command::Landscape(req) if Some(i) == newest_landscape => self.landscape(&req),
                     Command::Landscape(_) => {}
                     Command::RenameDirections { dir, names } => {
-                        match crate::store::potentials::rename_directions(&dir, &names) {
+                        match crate::store::rename_directions(&dir, &names) {
                             Ok(()) => {
                                 self.send(Event::Renamed(dir));
                                 if let Some(model) = &self.model {
@@ -452,7 +462,12 @@ impl State {
     }
 
     fn landscape(&mut self, req: &LandscapeRequest) {
-        if !self.gpu_tried {
+        let has_potentials = self
+            .model
+            .as_ref()
+            .and_then(|m| m.methods.get(req.render.method))
+            .is_some_and(|(info, _)| info.has_potentials);
+        if !self.gpu_tried && has_potentials {
             // Without eframe's device (tests, benchmarks) try a headless one once.
             self.gpu_tried = true;
             self.gpu = crate::landscape::GpuLandscape::headless().ok();
@@ -668,7 +683,12 @@ pub fn landscape(
     let Some((_, flow)) = model.methods.get(req.render.method) else {
         return Err(crate::Error::config("this model has no such potential set"));
     };
-    let pots = flow.potentials();
+    let Some(pots) = flow.potentials() else {
+        return Err(crate::Error::config(format!(
+            "the landscape needs potentials; {} moves along fixed directions",
+            flow.method()
+        )));
+    };
     let (path, _) = render::request_path(model, &req.render, device)?;
     let rows: Vec<Vec<f32>> = path
         .iter()

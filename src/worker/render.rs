@@ -4,7 +4,7 @@
 use super::Loaded;
 use crate::data::Image;
 use crate::limits::{self, MAX_SEEDS, MAX_STEP_SCALE, MAX_STEPS};
-use crate::methods::{PathSpec, Plan, StepRecord, Traversal};
+use crate::methods::{PathSpec, Plan, StepRecord};
 use crate::models::{Generator, images::decode_images, sample_latents};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};

@@ -1,0 +1,593 @@
+//! Directions found in closed form from a generator's weights, without training:
+//!
+//! - **SeFa** (Shen & Zhou 2021): the first layer maps z to A z + b; the directions n that
+//!   change its output most, max ‖A n‖² subject to ‖n‖ = 1, are the top eigenvectors of
+//!   AᵀA. As in the reference code, each output unit's weight row is normalised to unit
+//!   length first, so that no unit dominates by its scale alone.
+//! - **GANSpace** (Härkönen et al. 2020): the principal components of the first layer's
+//!   *activations* (after its non-linearity, and its batch norm for a GAN) over codes drawn
+//!   from the prior, carried back to latent directions by linear regression of z on each
+//!   component's coordinate (u_k = Zᵀx_k / xₖᵀx_k: the coordinates are uncorrelated, so
+//!   the regression on all of them separates into one per component).
+//!
+//! The numerical work is small (d ≤ a few hundred, K ≤ a few dozen) and done in f64:
+//! a cyclic Jacobi eigen-solver for SeFa's d × d matrix and block power iteration for
+//! GANSpace's top components (the m × m covariance of a GAN's first feature map can be
+//! 8,192 wide; only Yᵀ(Y V) products are formed).
+
+use crate::models::{GeneratorKind, sample_latents};
+use crate::store::LoadedGenerator;
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Eigenvalues (descending) and unit eigenvectors of the symmetric `n × n` matrix `a`
+/// (row-major), by cyclic Jacobi rotations. Each eigenvector's sign is fixed so that its
+/// largest-magnitude entry is positive.
+pub fn symmetric_eigen(a: &[f64], n: usize) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    if a.len() != n * n {
+        return Err(Error::config(format!(
+            "a {n} × {n} matrix needs {} values, not {}",
+            n * n,
+            a.len()
+        )));
+    }
+    if a.iter().any(|x| !x.is_finite()) {
+        return Err(Error::config("the matrix has values that are not finite"));
+    }
+    let mut m = a.to_vec();
+    // v holds the eigenvectors as columns.
+    let mut v = vec![0.0; n * n];
+    for i in 0..n {
+        v[i * n + i] = 1.0;
+    }
+    let scale = m
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::MIN_POSITIVE);
+    for _sweep in 0..100 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i * n + j] * m[i * n + j])
+            .sum::<f64>()
+            .sqrt();
+        if off <= 1e-14 * scale {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = m[p * n + q];
+                if apq.abs() <= f64::MIN_POSITIVE {
+                    continue;
+                }
+                let theta = (m[q * n + q] - m[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                // m ← Jᵀ m J, rows and columns p and q.
+                for k in 0..n {
+                    let (mkp, mkq) = (m[k * n + p], m[k * n + q]);
+                    m[k * n + p] = c * mkp - s * mkq;
+                    m[k * n + q] = s * mkp + c * mkq;
+                }
+                for k in 0..n {
+                    let (mpk, mqk) = (m[p * n + k], m[q * n + k]);
+                    m[p * n + k] = c * mpk - s * mqk;
+                    m[q * n + k] = s * mpk + c * mqk;
+                }
+                for k in 0..n {
+                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let mut pairs: Vec<(f64, Vec<f64>)> = (0..n)
+        .map(|j| (m[j * n + j], (0..n).map(|i| v[i * n + j]).collect()))
+        .collect();
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (values, vectors) = pairs
+        .into_iter()
+        .map(|(l, mut vec)| {
+            fix_sign(&mut vec);
+            (l, vec)
+        })
+        .unzip();
+    Ok((values, vectors))
+}
+
+/// Flips `v` so that its largest-magnitude entry is positive (eigenvectors and principal
+/// axes are defined up to sign; this makes them reproducible).
+fn fix_sign(v: &mut [f64]) {
+    let big = v
+        .iter()
+        .copied()
+        .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+    if big < 0.0 {
+        v.iter_mut().for_each(|x| *x = -*x);
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Orthonormalises the columns of `v` (m × k, column-major: one Vec per column) in place
+/// by modified Gram–Schmidt.
+fn orthonormalise(v: &mut [Vec<f64>]) {
+    for j in 0..v.len() {
+        for i in 0..j {
+            let (head, tail) = v.split_at_mut(j);
+            let r = dot(&head[i], &tail[0]);
+            tail[0]
+                .iter_mut()
+                .zip(&head[i])
+                .for_each(|(x, y)| *x -= r * y);
+        }
+        let norm = dot(&v[j], &v[j]).sqrt();
+        if norm > 0.0 {
+            v[j].iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+}
+
+/// The top `k` principal axes (unit vectors, by descending variance) and their variances
+/// of the rows of `y` (n × m, centred here), by block power iteration on YᵀY.
+pub fn principal_axes(y: &Tensor, k: usize, iters: usize) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    let (n, m) = y.dims2()?;
+    if k == 0 || k > m.min(n) {
+        return Err(Error::config(format!(
+            "cannot find {k} principal axes of {n} samples of size {m}"
+        )));
+    }
+    let y = y.to_dtype(DType::F64)?;
+    let y = y.broadcast_sub(&y.mean_keepdim(0)?)?;
+    let dev = y.device().clone();
+    // A deterministic start that is not orthogonal to any axis in practice.
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let start = sample_latents(
+        crate::models::LatentPrior::StandardNormal,
+        k,
+        m,
+        &mut rng,
+        &dev,
+    )?;
+    let mut v: Vec<Vec<f64>> = start.to_dtype(DType::F64)?.to_vec2()?;
+    orthonormalise(&mut v);
+    let to_tensor = |v: &[Vec<f64>]| -> Result<Tensor> {
+        let flat: Vec<f64> = v.iter().flatten().copied().collect();
+        Ok(Tensor::from_vec(flat, (k, m), &dev)?.t()?)
+    };
+    for _ in 0..iters {
+        // V ← orth(Yᵀ (Y V))
+        let yv = y.matmul(&to_tensor(&v)?)?;
+        v = y.t()?.matmul(&yv)?.t()?.to_vec2()?;
+        orthonormalise(&mut v);
+    }
+    // Rayleigh–Ritz: rotate the block to the eigenvectors of Vᵀ YᵀY V, so that the axes
+    // come out sorted and not mixed within the block.
+    let yv = y.matmul(&to_tensor(&v)?)?;
+    let small: Vec<f64> = yv.t()?.matmul(&yv)?.flatten_all()?.to_vec1()?;
+    let (values, rot) = symmetric_eigen(&small, k)?;
+    let axes = rot
+        .iter()
+        .map(|r| {
+            let mut a = vec![0.0; m];
+            for (j, w) in r.iter().enumerate() {
+                a.iter_mut().zip(&v[j]).for_each(|(x, y)| *x += w * y);
+            }
+            fix_sign(&mut a);
+            a
+        })
+        .collect();
+    let variances = values
+        .into_iter()
+        .map(|l| l / (n.max(2) - 1) as f64)
+        .collect();
+    Ok((variances, axes))
+}
+
+/// The generator's first layer as an affine map z → A z + b (A: m × d), and what follows
+/// it up to its first non-linearity (a GAN's batch norm, in its running statistics).
+pub struct FirstLayer {
+    /// (m, d).
+    pub weight: Tensor,
+    /// (m).
+    pub bias: Tensor,
+    /// Per output: scale and shift of the batch norm after it (GAN), or none (VAE).
+    pub norm: Option<(Tensor, Tensor)>,
+}
+
+impl FirstLayer {
+    /// Reads the first layer from the generator's checkpoint: a VAE's `decoder.fc0`, a
+    /// GAN's `generator.deconv0` (a 4 × 4 transposed convolution of a 1 × 1 input: a
+    /// linear map to C·16 outputs) with `generator.bn0`.
+    pub fn of(g: &LoadedGenerator, device: &Device) -> Result<Self> {
+        let (_, tensors) = crate::store::generator::read_weights(&g.dir, &g.manifest, device)?;
+        let get = |name: &str| -> Result<Tensor> {
+            tensors
+                .get(name)
+                .map(|t| t.to_dtype(DType::F64))
+                .transpose()?
+                .ok_or_else(|| {
+                    Error::checkpoint(
+                        g.dir.join(crate::store::MANIFEST_FILE),
+                        format!("the generator has no tensor '{name}'"),
+                    )
+                })
+        };
+        let d = g.config.latent;
+        Ok(match g.config.kind {
+            GeneratorKind::Vae => Self {
+                weight: get("decoder.fc0.weight")?,
+                bias: get("decoder.fc0.bias")?,
+                norm: None,
+            },
+            GeneratorKind::Gan => {
+                let w = get("generator.deconv0.weight")?; // (d, C, 4, 4)
+                let (_, c, kh, kw) = w.dims4()?;
+                let per = kh * kw;
+                let repeat = |t: Tensor| -> Result<Tensor> {
+                    Ok(t.unsqueeze(1)?.repeat((1, per))?.flatten_all()?)
+                };
+                let gamma = get("generator.bn0.weight")?;
+                let beta = get("generator.bn0.bias")?;
+                let mean = get("generator.bn0.running_mean")?;
+                let var = get("generator.bn0.running_var")?;
+                let scale = (gamma / (var + 1e-5)?.sqrt()?)?;
+                let shift = (beta - (&mean * &scale)?)?;
+                Self {
+                    weight: w.reshape((d, c * per))?.t()?.contiguous()?,
+                    bias: repeat(get("generator.deconv0.bias")?)?,
+                    norm: Some((repeat(scale)?, repeat(shift)?)),
+                }
+            }
+        })
+    }
+
+    /// The activations after the first layer and its non-linearity (ReLU) for codes z
+    /// (n, d): (n, m).
+    pub fn features(&self, z: &Tensor) -> Result<Tensor> {
+        let mut y = z
+            .to_dtype(DType::F64)?
+            .matmul(&self.weight.t()?)?
+            .broadcast_add(&self.bias)?;
+        if let Some((scale, shift)) = &self.norm {
+            y = y.broadcast_mul(scale)?.broadcast_add(shift)?;
+        }
+        Ok(y.relu()?)
+    }
+}
+
+/// SeFa's top `k` directions of the first layer's weight `a` (m × d): the eigenvectors
+/// of AᵀA after each row of A is scaled to unit length, with their eigenvalues.
+pub fn sefa(a: &Tensor, k: usize) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    let (_, d) = a.dims2()?;
+    if k == 0 || k > d {
+        return Err(Error::config(format!(
+            "SeFa finds between 1 and {d} directions in a {d}-dimensional latent space, not {k}"
+        )));
+    }
+    let a = a.to_dtype(DType::F64)?;
+    let norms = a.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    let a = a.broadcast_div(&norms)?;
+    let ata: Vec<f64> = a.t()?.matmul(&a)?.flatten_all()?.to_vec1()?;
+    let (values, vectors) = symmetric_eigen(&ata, d)?;
+    Ok((
+        values.into_iter().take(k).collect(),
+        vectors.into_iter().take(k).collect(),
+    ))
+}
+
+/// GANSpace's top `k` directions from codes `z` (n, d) and their first-layer activations
+/// `features` (n, m): the principal axes of the activations carried back by regressing z
+/// on each axis's coordinate; returned with the share of the activations' variance each
+/// axis explains.
+pub fn ganspace(z: &Tensor, features: &Tensor, k: usize) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    let (n, d) = z.dims2()?;
+    let (_, m) = features.dims2()?;
+    if k == 0 || k > d.min(m) {
+        return Err(Error::config(format!(
+            "GANSpace finds between 1 and {} directions here, not {k}",
+            d.min(m)
+        )));
+    }
+    if n < 2 * k.max(d) {
+        return Err(Error::config(format!(
+            "GANSpace needs at least {} sampled codes for {k} directions in {d} dimensions, not {n}",
+            2 * k.max(d)
+        )));
+    }
+    let (variances, axes) = principal_axes(features, k, 60)?;
+    let f = features.to_dtype(DType::F64)?;
+    let f = f.broadcast_sub(&f.mean_keepdim(0)?)?;
+    let total: f64 = f.sqr()?.sum_all()?.to_scalar::<f64>()? / (n - 1) as f64;
+    let z = z.to_dtype(DType::F64)?;
+    let z = z.broadcast_sub(&z.mean_keepdim(0)?)?;
+    let mut directions = Vec::with_capacity(k);
+    for axis in &axes {
+        let a = Tensor::from_vec(axis.clone(), (m, 1), features.device())?;
+        let x = f.matmul(&a)?; // (n, 1) coordinates
+        let xx = x.sqr()?.sum_all()?.to_scalar::<f64>()?;
+        if xx <= 0.0 {
+            return Err(Error::config("a principal component has no variance"));
+        }
+        let mut u: Vec<f64> = (z.t()?.matmul(&x)? / xx)?.flatten_all()?.to_vec1()?;
+        let norm = dot(&u, &u).sqrt();
+        u.iter_mut().for_each(|v| *v /= norm.max(f64::MIN_POSITIVE));
+        directions.push(u);
+    }
+    let shares = variances
+        .into_iter()
+        .map(|v| v / total.max(f64::MIN_POSITIVE))
+        .collect();
+    Ok((shares, directions))
+}
+
+/// Samples `samples` codes from the generator's prior (seeded) and runs [`ganspace`] on
+/// its first layer's activations.
+pub fn ganspace_of(
+    g: &LoadedGenerator,
+    k: usize,
+    samples: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+    let layer = FirstLayer::of(g, device)?;
+    let (m, _) = layer.weight.dims2()?;
+    // The activations, their centred copy and the products: three n × m f64 arrays.
+    crate::limits::check_memory(
+        &format!("GANSpace with {samples} samples of {m} activations"),
+        (samples as u64).saturating_mul(m as u64).saturating_mul(24),
+    )?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let z = sample_latents(g.config.prior, samples, g.config.latent, &mut rng, device)?;
+    let features = layer.features(&z)?;
+    ganspace(&z, &features, k)
+}
+
+/// Which closed-form method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedForm {
+    /// Eigenvectors of the first layer's weight.
+    Sefa,
+    /// Principal components of the first layer's activations.
+    Ganspace,
+}
+
+impl std::str::FromStr for ClosedForm {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sefa" => Ok(Self::Sefa),
+            "ganspace" => Ok(Self::Ganspace),
+            other => Err(Error::config(format!(
+                "unknown closed-form method '{other}' (sefa or ganspace)"
+            ))),
+        }
+    }
+}
+
+impl ClosedForm {
+    /// Its name in manifests and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sefa => "sefa",
+            Self::Ganspace => "ganspace",
+        }
+    }
+}
+
+/// A closed-form fit's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitConfig {
+    /// Which method.
+    pub method: ClosedForm,
+    /// Number of directions K.
+    pub k: usize,
+    /// Length of one step along each direction.
+    pub step: f64,
+    /// GANSpace: codes sampled from the prior.
+    pub samples: usize,
+    /// GANSpace: seed of the sampled codes.
+    pub seed: u64,
+}
+
+/// The directions (unit vectors, K × d) and, per direction, what ranks it: SeFa's
+/// eigenvalue, GANSpace's share of the activations' variance.
+pub fn fit(
+    g: &LoadedGenerator,
+    cfg: &FitConfig,
+    device: &Device,
+) -> Result<(Vec<Vec<f32>>, Vec<f64>)> {
+    crate::limits::check_count("the number of directions", cfg.k, g.config.latent)?;
+    crate::limits::check_count(
+        "--samples",
+        cfg.samples,
+        crate::limits::MAX_CLOSED_FORM_SAMPLES,
+    )?;
+    if !(cfg.step.is_finite() && cfg.step > 0.0) {
+        return Err(Error::config(format!(
+            "the step length must be positive and finite, not {}",
+            cfg.step
+        )));
+    }
+    crate::limits::check_magnitude("the step length", cfg.step, crate::limits::MAX_STEP_SCALE)?;
+    let (scores, dirs) = match cfg.method {
+        ClosedForm::Sefa => sefa(&FirstLayer::of(g, device)?.weight, cfg.k)?,
+        ClosedForm::Ganspace => ganspace_of(g, cfg.k, cfg.samples, cfg.seed, device)?,
+    };
+    let dirs = dirs
+        .into_iter()
+        .map(|d| d.into_iter().map(|x| x as f32).collect())
+        .collect();
+    Ok((dirs, scores))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() < tol)
+    }
+
+    #[test]
+    fn jacobi_finds_a_known_eigensystem() {
+        // [[2, 1], [1, 2]]: eigenvalues 3 and 1 with (1, 1)/√2 and (1, −1)/√2.
+        let (l, v) = symmetric_eigen(&[2.0, 1.0, 1.0, 2.0], 2).unwrap();
+        assert!(close(&l, &[3.0, 1.0], 1e-12), "{l:?}");
+        let r = 0.5f64.sqrt();
+        assert!(close(&v[0], &[r, r], 1e-12), "{v:?}");
+        assert!(
+            close(&v[1], &[r, -r], 1e-12) || close(&v[1], &[-r, r], 1e-12),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn jacobi_eigenvectors_satisfy_av_equals_lambda_v_and_are_orthonormal() {
+        let n = 7;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let b: Vec<Vec<f64>> = sample_latents(
+            crate::models::LatentPrior::StandardNormal,
+            n,
+            n,
+            &mut rng,
+            &Device::Cpu,
+        )
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+        let a: Vec<f64> = (0..n)
+            .flat_map(|i| {
+                let b = &b;
+                (0..n).map(move |j| b[i][j] + b[j][i])
+            })
+            .collect();
+        let (l, v) = symmetric_eigen(&a, n).unwrap();
+        assert!(l.windows(2).all(|w| w[0] >= w[1]), "{l:?}");
+        for (lambda, vec) in l.iter().zip(&v) {
+            let av: Vec<f64> = (0..n).map(|i| dot(&a[i * n..(i + 1) * n], vec)).collect();
+            let lv: Vec<f64> = vec.iter().map(|x| lambda * x).collect();
+            assert!(close(&av, &lv, 1e-9), "{av:?} vs {lv:?}");
+        }
+        for i in 0..n {
+            for j in 0..n {
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((dot(&v[i], &v[j]) - want).abs() < 1e-10);
+            }
+        }
+        assert!(symmetric_eigen(&[1.0, f64::NAN, 0.0, 1.0], 2).is_err());
+        assert!(symmetric_eigen(&[1.0, 2.0], 2).is_err());
+    }
+
+    #[test]
+    fn sefa_finds_the_eigenvectors_of_the_row_normalised_weight() {
+        // Rows of A, normalised: (1, 0, 0) ×2 and (0, 0.6, 0.8): AᵀA after normalisation
+        // = diag(2, 0, 0) + (0, .6, .8)(0, .6, .8)ᵀ; eigenvectors e_0 (2) and
+        // (0, .6, .8) (1).
+        let a = Tensor::new(
+            &[[5.0f64, 0., 0.], [0.5, 0., 0.], [0., 3., 4.]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let (l, v) = sefa(&a, 2).unwrap();
+        assert!(close(&l, &[2.0, 1.0], 1e-12), "{l:?}");
+        assert!(close(&v[0], &[1.0, 0.0, 0.0], 1e-12), "{v:?}");
+        assert!(close(&v[1], &[0.0, 0.6, 0.8], 1e-12), "{v:?}");
+        assert!(sefa(&a, 4).is_err());
+        assert!(sefa(&a, 0).is_err());
+    }
+
+    #[test]
+    fn principal_axes_of_an_anisotropic_cloud_are_its_axes_with_their_variances() {
+        // Gaussian codes scaled by (3, 1, 2) along three orthonormal axes of R^4.
+        let n = 20_000;
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let g = sample_latents(
+            crate::models::LatentPrior::StandardNormal,
+            n,
+            3,
+            &mut rng,
+            &Device::Cpu,
+        )
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+        let s = 0.5;
+        let basis = Tensor::new(
+            &[
+                [3.0 * s, 3.0 * s, 3.0 * s, 3.0 * s],
+                [s, -s, s, -s],
+                [2.0 * s, 2.0 * s, -2.0 * s, -2.0 * s],
+            ],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y = g.matmul(&basis).unwrap();
+        let (var, axes) = principal_axes(&y, 2, 60).unwrap();
+        assert!(
+            (var[0] - 9.0).abs() < 0.3 && (var[1] - 4.0).abs() < 0.15,
+            "{var:?}"
+        );
+        assert!(close(&axes[0], &[0.5, 0.5, 0.5, 0.5], 0.01), "{axes:?}");
+        // All four entries tie in size: the sign is the sampling noise's.
+        let flipped: Vec<f64> = axes[1].iter().map(|x| -x).collect();
+        let want = [0.5, 0.5, -0.5, -0.5];
+        assert!(
+            close(&axes[1], &want, 0.01) || close(&flipped, &want, 0.01),
+            "{axes:?}"
+        );
+    }
+
+    #[test]
+    fn ganspace_carries_the_components_back_to_the_latent_axes_they_come_from() {
+        // Features = ReLU-free linear map that stretches z_1 most, then z_0: the first
+        // direction is ±e_1, the second ±e_0 (signs fixed to +).
+        // Sampling noise (the codes' sample correlations, ~1/√n) tilts the answer by a few
+        // hundredths.
+        let n = 20_000;
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let z = sample_latents(
+            crate::models::LatentPrior::StandardNormal,
+            n,
+            3,
+            &mut rng,
+            &Device::Cpu,
+        )
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+        let w = Tensor::new(
+            &[
+                [2.0f64, 0., 0., 0., 0.],
+                [0., 0., 5., 0., 0.],
+                [0., 0., 0., 0.5, 0.],
+            ],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let features = z.matmul(&w).unwrap();
+        let (share, dirs) = ganspace(&z, &features, 2).unwrap();
+        assert!(close(&dirs[0], &[0.0, 1.0, 0.0], 0.05), "{dirs:?}");
+        assert!(close(&dirs[1], &[1.0, 0.0, 0.0], 0.05), "{dirs:?}");
+        // Variance shares 25 : 4 : 0.25 of 29.25.
+        assert!((share[0] - 25.0 / 29.25).abs() < 0.02, "{share:?}");
+        assert!(
+            ganspace(
+                &z.narrow(0, 0, 4).unwrap(),
+                &features.narrow(0, 0, 4).unwrap(),
+                2
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! Closed-form directions from the command line: `fit-directions` (SeFa, GANSpace) on a
+//! VAE and a GAN, the sets opened by the method registry for `traverse`, `eval` and the
+//! worker, and every bad input refused with a clear error.
+
+mod common;
+use common::{fails, latentflow, ok, s};
+use latentflow::worker::{Command, Event, RenderRequest, Worker};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, dest).unwrap();
+        }
+    }
+}
+
+/// A copy of the tiny model (with its PDE set) in its own folder: tests here add method
+/// folders to it.
+fn own_model(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("m");
+    copy_dir(common::tiny_model(), &dir);
+    dir
+}
+
+fn fit(model: &Path, method: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "fit-directions",
+        "--generator",
+        s(model),
+        "--method",
+        method,
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
+#[test]
+fn sefa_and_ganspace_directions_are_fitted_walked_and_scored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = own_model(tmp.path());
+    let out = fit(&model, "sefa", &["--k", "3"]);
+    assert!(out.contains("3 directions by sefa (eigenvalue"), "{out}");
+    let out = fit(&model, "ganspace", &["--k", "2", "--samples", "500"]);
+    assert!(
+        out.contains("2 directions by ganspace (variance_share"),
+        "{out}"
+    );
+    for m in ["sefa", "ganspace"] {
+        assert!(model.join(format!("directions-{m}/strips.png")).is_file());
+    }
+    // Through the registry: traverse with the set, JSON with the step lengths only.
+    let json = tmp.path().join("walk.json");
+    ok(&[
+        "traverse",
+        "--model",
+        s(&model),
+        "--potentials",
+        s(&model.join("directions-sefa")),
+        "--k",
+        "2",
+        "--steps",
+        "4",
+        "--out",
+        s(&tmp.path().join("walk.png")),
+        "--json",
+        s(&json),
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["method"], "sefa");
+    let steps = doc["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 5);
+    for p in steps {
+        // The default step length is 0.3.
+        assert!((p["step_norm"].as_f64().unwrap() - 0.3).abs() < 1e-5, "{p}");
+        assert!(p.get("u").is_none(), "{p}");
+    }
+    // Eval: SeFa's directions are orthonormal, so their displacements do not share an axis.
+    let line = ok(&[
+        "eval",
+        "diversity",
+        "--model",
+        s(&model),
+        "--potentials",
+        s(&model.join("directions-sefa")),
+        "--codes",
+        "8",
+        "--steps",
+        "3",
+    ]);
+    let d: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert!(d["max_abs_cosine"].as_f64().unwrap() < 1e-4, "{d}");
+    assert!(d["wave_speeds"].is_null());
+    // The default method is still the PDE set.
+    let out = latentflow(&[
+        "traverse",
+        "--model",
+        s(&model),
+        "--k",
+        "0",
+        "--steps",
+        "2",
+        "--out",
+        s(&tmp.path().join("default.png")),
+    ]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("potentials-pde"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_gan_first_layer_is_read_from_its_transposed_convolution_and_batch_norm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gan = tmp.path().join("gan");
+    ok(&[
+        "train-generator",
+        "--dataset",
+        "sprites",
+        "--kind",
+        "gan",
+        "--latent",
+        "4",
+        "--base",
+        "8",
+        "--iters",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        s(&gan),
+    ]);
+    for method in ["sefa", "ganspace"] {
+        let out = fit(&gan, method, &["--k", "4", "--samples", "400"]);
+        assert!(out.contains(&format!("4 directions by {method}")), "{out}");
+    }
+}
+
+#[test]
+fn bad_fits_and_bad_sets_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = own_model(tmp.path());
+    let g = s(&model);
+    let e = fails(&["fit-directions", "--generator", g, "--method", "pca"]);
+    assert!(e.contains("unknown closed-form method 'pca'"), "{e}");
+    let e = fails(&[
+        "fit-directions",
+        "--generator",
+        g,
+        "--method",
+        "sefa",
+        "--k",
+        "5",
+    ]);
+    assert!(e.contains("the number of directions"), "{e}");
+    let e = fails(&[
+        "fit-directions",
+        "--generator",
+        g,
+        "--method",
+        "sefa",
+        "--k",
+        "0",
+    ]);
+    assert!(e.contains("between 1 and 4"), "{e}");
+    let e = fails(&[
+        "fit-directions",
+        "--generator",
+        g,
+        "--method",
+        "sefa",
+        "--k",
+        "2",
+        "--step=-1",
+    ]);
+    assert!(e.contains("positive"), "{e}");
+    let e = fails(&[
+        "fit-directions",
+        "--generator",
+        g,
+        "--method",
+        "ganspace",
+        "--k",
+        "2",
+        "--samples",
+        "3",
+    ]);
+    assert!(e.contains("at least"), "{e}");
+    // A folder that is not a direction set is never written into; a set needs --force.
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "keep").unwrap();
+    let e = fails(&[
+        "fit-directions",
+        "--generator",
+        g,
+        "--method",
+        "sefa",
+        "--k",
+        "2",
+        "--out",
+        s(&mine),
+    ]);
+    assert!(e.contains("not a direction set"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("notes.txt")).unwrap(),
+        "keep"
+    );
+    fit(&model, "sefa", &["--k", "2"]);
+    let e = fails(&[
+        "fit-directions",
+        "--generator",
+        g,
+        "--method",
+        "sefa",
+        "--k",
+        "2",
+    ]);
+    assert!(e.contains("--force"), "{e}");
+    fit(&model, "sefa", &["--force", "--k", "2"]);
+    // A set fitted on other weights is refused by the registry.
+    let other = tmp.path().join("other");
+    ok(&[
+        "train-generator",
+        "--dataset",
+        "scenes",
+        "--latent",
+        "4",
+        "--base",
+        "8",
+        "--iters",
+        "2",
+        "--batch-size",
+        "4",
+        "--seed",
+        "9",
+        "--out",
+        s(&other),
+    ]);
+    let e = fails(&[
+        "traverse",
+        "--model",
+        s(&other),
+        "--potentials",
+        s(&model.join("directions-sefa")),
+        "--out",
+        s(&tmp.path().join("x.png")),
+    ]);
+    assert!(e.contains("other weights"), "{e}");
+    // A folder that is not a method at all.
+    let e = fails(&[
+        "traverse",
+        "--model",
+        g,
+        "--potentials",
+        g,
+        "--out",
+        s(&tmp.path().join("y.png")),
+    ]);
+    assert!(e.contains("not a traversal method"), "{e}");
+    // A corrupt set: the tensor's shape disagrees with the manifest's K.
+    let set = model.join("directions-sefa");
+    let manifest = std::fs::read_to_string(set.join("manifest.json")).unwrap();
+    std::fs::write(
+        set.join("manifest.json"),
+        manifest.replace("\"k\": 2", "\"k\": 3"),
+    )
+    .unwrap();
+    let e = fails(&[
+        "traverse",
+        "--model",
+        g,
+        "--potentials",
+        s(&set),
+        "--out",
+        s(&tmp.path().join("z.png")),
+    ]);
+    assert!(e.contains("shape"), "{e}");
+}
+
+fn wait_for<T>(w: &Worker, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Some(e) = w.recv_timeout(Duration::from_millis(100))
+            && let Some(t) = pick(e)
+        {
+            return t;
+        }
+    }
+    panic!("timed out waiting for the worker");
+}
+
+#[test]
+fn the_worker_lists_a_direction_set_after_the_pde_set_renders_it_and_has_no_landscape_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = own_model(tmp.path());
+    fit(&model, "sefa", &["--k", "2"]);
+    let w = Worker::spawn(|| {});
+    w.send(Command::LoadModel(model.clone()));
+    let methods = wait_for(&w, |e| match e {
+        Event::ModelLoaded { methods, .. } => Some(methods),
+        Event::Error(e) => panic!("{e}"),
+        _ => None,
+    });
+    let kinds: Vec<(&str, bool)> = methods
+        .iter()
+        .map(|m| (m.method.as_str(), m.has_potentials))
+        .collect();
+    assert_eq!(kinds, [("pde", true), ("sefa", false)]);
+    assert_eq!(methods[1].names, ["direction 0", "direction 1"]);
+    let req = RenderRequest {
+        generation: 1,
+        seed: 3,
+        method: 1,
+        sliders: vec![2.5, 0.0],
+        switch: None,
+        batch: 0,
+        step_scale: 1.0,
+        start: None,
+    };
+    w.send(Command::Render(req.clone()));
+    let frame = wait_for(&w, |e| match e {
+        Event::Frame(f) if f.generation == 1 => Some(*f),
+        Event::Error(e) => panic!("{e}"),
+        _ => None,
+    });
+    let lengths: Vec<f32> = frame.records.iter().map(|r| r.step_norm[0]).collect();
+    let want = [0.3, 0.3, 0.15, 0.15];
+    assert!(
+        lengths.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5),
+        "{lengths:?}"
+    );
+    w.send(Command::Landscape(latentflow::worker::LandscapeRequest {
+        render: req,
+        k: 0,
+        second: None,
+        extent: 1.0,
+        n: 8,
+    }));
+    let e = wait_for(&w, |e| match e {
+        Event::Error(e) => Some(e),
+        Event::Landscape(_) => panic!("a landscape of fixed directions"),
+        _ => None,
+    });
+    assert!(e.contains("needs potentials"), "{e}");
+    // Renaming works for direction sets too.
+    w.send(Command::RenameDirections {
+        dir: methods[1].dir.clone(),
+        names: vec!["floor".into(), "wall".into()],
+    });
+    let renamed = wait_for(&w, |e| match e {
+        Event::ModelLoaded { methods, .. } => Some(methods),
+        Event::Error(e) => panic!("{e}"),
+        _ => None,
+    });
+    assert_eq!(renamed[1].names, ["floor", "wall"]);
+}
