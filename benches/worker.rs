@@ -4,7 +4,7 @@
 
 use candle_core::Device;
 use criterion::{Criterion, criterion_group, criterion_main};
-use latentflow::worker::{GifOptions, RenderRequest, export_gif, load_model, render};
+use latentflow::session::{GifOptions, RenderRequest, export_gif, load_model, render};
 
 fn worker(c: &mut Criterion) {
     // The binary's allocator settings (src/alloc.rs), so the figures match `latentflow bench`.

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod methods;
 pub mod models;
 pub mod nn;
+pub mod session;
 pub mod stats;
 pub mod store;
 pub mod train;

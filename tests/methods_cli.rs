@@ -4,7 +4,8 @@
 
 mod common;
 use common::{fails, latentflow, ok, s};
-use latentflow::worker::{Command, Event, RenderRequest, Worker};
+use latentflow::session::RenderRequest;
+use latentflow::worker::{Command, Event, Worker};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -339,7 +340,7 @@ fn the_worker_lists_a_direction_set_after_the_pde_set_renders_it_and_has_no_land
         lengths.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5),
         "{lengths:?}"
     );
-    w.send(Command::Landscape(latentflow::worker::LandscapeRequest {
+    w.send(Command::Landscape(latentflow::session::LandscapeRequest {
         render: req,
         k: 0,
         second: None,

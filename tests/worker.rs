@@ -4,10 +4,9 @@
 
 use latentflow::app::state::read_embedded_state;
 use latentflow::data::Image;
+use latentflow::session::{Frame, GifOptions, RenderRequest, Switch};
 use latentflow::train::potentials::PotentialTrainConfig;
-use latentflow::worker::{
-    Command, Event, Frame, GifOptions, RenderRequest, Switch, TrainingEnd, Worker,
-};
+use latentflow::worker::{Command, Event, TrainingEnd, Worker};
 mod common;
 use common::s;
 
@@ -332,7 +331,7 @@ fn renamed_directions_are_saved_and_reloaded() {
 
 #[test]
 fn landscape_has_the_grid_and_the_projected_path() {
-    use latentflow::worker::LandscapeRequest;
+    use latentflow::session::LandscapeRequest;
     let w = loaded_worker(model());
     let mut req = LandscapeRequest {
         render: request(9, &[0.0, 2.0, 0.0]),
@@ -425,10 +424,10 @@ fn a_gan_is_inverted_in_the_background_with_progress_and_can_be_cancelled() {
     assert!(encoded.original.is_some());
     // Cancelled during its first step (the token the worker's Cancel sets), the inversion
     // stops there with `Cancelled`, which the worker reports as "encoding … cancelled".
-    let model = latentflow::worker::load_model(&gan, &candle_core::Device::Cpu).unwrap();
+    let model = latentflow::session::load_model(&gan, &candle_core::Device::Cpu).unwrap();
     let token = latentflow::train::CancelToken::new();
     let mut steps = 0;
-    let result = latentflow::worker::encode_file(
+    let result = latentflow::session::encode_file(
         &model,
         &image,
         &candle_core::Device::Cpu,

@@ -3,7 +3,7 @@
 //! trajectory drawn on it. The worker evaluates it with the WGSL shader on eframe's wgpu
 //! device (or on the CPU when there is none).
 
-use crate::worker::LandscapeFrame;
+use crate::session::LandscapeFrame;
 use eframe::egui;
 
 /// Panel state.

@@ -14,16 +14,43 @@ mod viewer;
 
 pub use state::AppState;
 
-use crate::cli::AppArgs;
 use crate::data::Image;
 use crate::files::output::{FileKind, check_file};
+use crate::session::{Frame, GifOptions, LandscapeRequest, MethodInfo, RenderRequest, Switch};
 use crate::store::default_model_dir;
-use crate::worker::{
-    Command, Event, Frame, GifOptions, LandscapeRequest, MethodInfo, RenderRequest, Switch, Worker,
-};
+use crate::worker::{Command, Event, Worker};
 use eframe::egui;
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// Arguments of `app`.
+#[derive(Debug, clap::Args, Default)]
+pub struct AppArgs {
+    /// Model folder to open (default: the shipped scenes VAE).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Save a PNG screenshot of the window once the first images are shown, then quit
+    /// (for documentation and checks under xvfb).
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
+    /// Restore the state saved in a PNG or GIF exported by latentflow.
+    #[arg(long)]
+    pub restore: Option<PathBuf>,
+    /// Open with the landscape of this potential shown.
+    #[arg(long)]
+    pub landscape: Option<usize>,
+    /// Start from your own image (PNG/JPEG, encoded by the model) or a saved latent code
+    /// (JSON).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// With --image: the potential set's sliders to set, as K:T,K:T (e.g. 2:6).
+    #[arg(long)]
+    pub sliders: Option<String>,
+    /// Replace the --screenshot file if it exists (only a file latentflow wrote is ever
+    /// replaced).
+    #[arg(long)]
+    pub force: bool,
+}
 
 /// Opens the window and runs until it is closed. Fails before opening it when there is no
 /// display or a `--restore` file cannot be used (and, with `--screenshot`, when the model
@@ -51,7 +78,7 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.screenshot {
         check_file(path, FileKind::Png, args.force)?;
         // A model that cannot be loaded would leave the window waiting for a frame.
-        crate::worker::load_model(&dir, &candle_core::Device::Cpu)?;
+        crate::session::load_model(&dir, &candle_core::Device::Cpu)?;
     }
     check_display()?;
     let options = eframe::NativeOptions {

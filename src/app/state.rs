@@ -6,7 +6,7 @@ use crate::data::Image;
 use crate::data::image::grid;
 use crate::files::{gif, png};
 use crate::limits::{MAX_K, MAX_STATE_BYTES};
-use crate::worker::Switch;
+use crate::session::Switch;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::ops::RangeInclusive;

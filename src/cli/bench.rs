@@ -1,7 +1,8 @@
 //! `latentflow bench`: speed figures as one JSON line.
 
-use super::{BenchGeneratorArgs, device};
+use super::BenchGeneratorArgs;
 use crate::bench::decode_ms;
+use crate::session::device;
 use crate::store::{default_model_dir, load_generator};
 use crate::train::generator::{measure_compute_throughput, measure_train_throughput};
 use anyhow::{Context, Result};
@@ -48,7 +49,7 @@ pub fn potentials(args: super::BenchPotentialsArgs) -> Result<()> {
     let reps = args.reps.max(10);
     let figures = crate::bench::potential_bench(reps, &dev)?;
     let dir = args.model.unwrap_or_else(default_model_dir);
-    let model = crate::worker::load_model(&dir, &dev)?;
+    let model = crate::session::load_model(&dir, &dev)?;
     let g = &model.generator;
     // The shipped PDE potentials when there are some (load_model lists them first); fresh
     // ones of the default size otherwise (the time does not depend on the trained values).

@@ -1,12 +1,13 @@
 //! `latentflow fit-directions`: SeFa or GANSpace directions of a generator, found in
 //! closed form (no training) and saved as a direction set beside the potentials.
 
-use super::{FitDirectionsArgs, command_line, device};
+use super::{FitDirectionsArgs, command_line};
 use crate::data::image::grid;
 use crate::methods::PathSpec;
 use crate::methods::closed_form::{ClosedForm, FitConfig, fit};
 use crate::models::images::decode_images;
 use crate::models::sample_latents;
+use crate::session::device;
 use crate::store::directions::{DirectionsConfig, MODEL, save_directions};
 use crate::store::generator::read_manifest;
 use crate::store::load_generator;

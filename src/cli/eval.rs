@@ -1,9 +1,10 @@
 //! `latentflow eval vp`, `eval diversity` and `eval factors`.
 
 use super::potentials::resolve_potentials;
-use super::{EvalDiversityArgs, EvalFactorsArgs, EvalVpArgs, device};
+use super::{EvalDiversityArgs, EvalFactorsArgs, EvalVpArgs};
 use crate::eval::vp::{VpConfig, vp_score};
 use crate::methods::Traversal;
+use crate::session::device;
 use crate::store::load_generator;
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};

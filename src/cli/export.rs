@@ -1,10 +1,11 @@
 //! `latentflow export-gif`: the app's GIF export from the command line.
 
+use super::ExportGifArgs;
 use super::potentials::resolve_potentials;
-use super::{ExportGifArgs, device};
 use crate::files::output::{FileKind, check_file};
 use crate::limits::{self, MAX_STEPS};
-use crate::worker::{GifOptions, RenderRequest, export_gif, load_model};
+use crate::session::device;
+use crate::session::{GifOptions, RenderRequest, export_gif, load_model};
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 

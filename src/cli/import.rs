@@ -5,8 +5,9 @@
 //! then renamed to `--out`, which must be new or an empty folder. On failure only what
 //! this run created is removed, file by file.
 
-use super::{ImportPthArgs, command_line, device};
+use super::{ImportPthArgs, command_line};
 use crate::models::GeneratorConfig;
+use crate::session::device;
 use crate::store::{self, Manifest, generator::load_generator, manifest::Training, pth};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ mod potentials;
 mod sample;
 mod train;
 
+pub use crate::app::AppArgs;
 use crate::models::GeneratorKind;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -60,35 +61,6 @@ pub enum Command {
     /// Measure speed and print one JSON line.
     #[command(subcommand)]
     Bench(BenchCommand),
-}
-
-/// Arguments of `app`.
-#[derive(Debug, Args, Default)]
-pub struct AppArgs {
-    /// Model folder to open (default: the shipped scenes VAE).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Save a PNG screenshot of the window once the first images are shown, then quit
-    /// (for documentation and checks under xvfb).
-    #[arg(long)]
-    pub screenshot: Option<PathBuf>,
-    /// Restore the state saved in a PNG or GIF exported by latentflow.
-    #[arg(long)]
-    pub restore: Option<PathBuf>,
-    /// Open with the landscape of this potential shown.
-    #[arg(long)]
-    pub landscape: Option<usize>,
-    /// Start from your own image (PNG/JPEG, encoded by the model) or a saved latent code
-    /// (JSON).
-    #[arg(long)]
-    pub image: Option<PathBuf>,
-    /// With --image: the potential set's sliders to set, as K:T,K:T (e.g. 2:6).
-    #[arg(long)]
-    pub sliders: Option<String>,
-    /// Replace the --screenshot file if it exists (only a file latentflow wrote is ever
-    /// replaced).
-    #[arg(long)]
-    pub force: bool,
 }
 
 /// `dataset` subcommands.
@@ -674,18 +646,6 @@ pub struct BenchPotentialsArgs {
 
 fn parse_kind(s: &str) -> Result<GeneratorKind, String> {
     s.parse().map_err(|e: crate::Error| e.to_string())
-}
-
-/// The compute device: CPU, or the first CUDA device in a `cuda` build.
-pub fn device() -> anyhow::Result<candle_core::Device> {
-    #[cfg(feature = "cuda")]
-    {
-        Ok(candle_core::Device::new_cuda(0)?)
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        Ok(candle_core::Device::Cpu)
-    }
 }
 
 /// The command line as typed, for manifests.

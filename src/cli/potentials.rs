@@ -1,13 +1,14 @@
 //! `latentflow train-potentials` and `latentflow traverse`.
 
 use super::train::with_progress;
-use super::{TrainPotentialsArgs, TraverseArgs, command_line, device};
+use super::{TrainPotentialsArgs, TraverseArgs, command_line};
 use crate::data::image::grid;
 use crate::files::output::{FileKind, check_file};
 use crate::limits::{self, MAX_SCALE, MAX_STEP_SCALE, MAX_STEPS};
 use crate::methods::{PathSpec, Plan};
 use crate::models::images::{decode_images, grid_bytes};
 use crate::models::sample_latents;
+use crate::session::device;
 use crate::store::{default_method, load_generator};
 use crate::train::potentials::{LossWeights, PotentialTrainConfig, train_potentials as run};
 use anyhow::{Context, Result, bail};

@@ -1,11 +1,12 @@
 //! `latentflow sample`: decode prior samples of a model into a PNG grid.
 
-use super::{SampleArgs, device};
+use super::SampleArgs;
 use crate::data::image::grid;
 use crate::files::output::{FileKind, check_file};
 use crate::limits::{self, MAX_SAMPLES, MAX_SCALE};
 use crate::models::images::{decode_images, grid_bytes};
 use crate::models::{Generator, sample_latents};
+use crate::session::device;
 use crate::store::load_generator;
 use anyhow::{Result, bail};
 use rand::SeedableRng;

@@ -1,6 +1,7 @@
 //! `latentflow train-generator`: train with a progress bar; Ctrl-C checkpoints and stops.
 
-use super::{TrainGeneratorArgs, command_line, device};
+use super::{TrainGeneratorArgs, command_line};
+use crate::session::device;
 use crate::train::{CancelToken, GeneratorTrainConfig, Progress, train_generator as run_training};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -97,7 +98,7 @@ pub fn train_factors(args: super::TrainFactorsArgs) -> Result<()> {
     cfg.restart = args.restart;
     cfg.command = super::command_line();
     let summary = with_progress(cfg.iters, "img/s", |cancel, report| {
-        run(&cfg, &super::device()?, cancel, report).map_err(Into::into)
+        run(&cfg, &crate::session::device()?, cancel, report).map_err(Into::into)
     })?;
     let acc: Vec<String> = summary
         .held_out
