@@ -2,7 +2,9 @@
 //! iterations per second and ETA, and live loss curves per term.
 
 use crate::train::Progress;
-use crate::train::potentials::{LossWeights, PotentialTrainConfig, cosine_matrix, is_diagnostic};
+use crate::train::potentials::{
+    LossWeights, PotentialTrainConfig, cosine_matrix, defaults, is_diagnostic,
+};
 use crate::worker::{Command, TrainingEnd};
 use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints};
@@ -39,16 +41,12 @@ impl Default for TrainingPanel {
     fn default() -> Self {
         Self {
             linear: false,
-            k: 6,
-            steps: 10,
-            iters: 500,
-            batch: 16,
-            lr: 1e-3,
-            // What the shipped potentials used (see docs/methods.md).
-            weights: LossWeights {
-                j: 1.0,
-                ..LossWeights::default()
-            },
+            k: defaults::PANEL_K,
+            steps: defaults::STEPS,
+            iters: defaults::PANEL_ITERS,
+            batch: defaults::PANEL_BATCH_SIZE,
+            lr: defaults::LR,
+            weights: LossWeights::default(),
             log_jacobian: true,
             folder: "potentials-new".into(),
             in_model_folder: false,
@@ -290,8 +288,8 @@ impl TrainingPanel {
                     cfg.lr = self.lr;
                     cfg.weights = self.weights;
                     cfg.log_jacobian = self.log_jacobian;
-                    cfg.checkpoint_every = 50;
-                    cfg.log_every = 5;
+                    cfg.checkpoint_every = defaults::PANEL_CHECKPOINT_EVERY;
+                    cfg.log_every = defaults::PANEL_LOG_EVERY;
                     cfg.command =
                         format!("latentflow app (training panel), out {}", cfg.out.display());
                     self.history.clear();

@@ -13,6 +13,7 @@ mod train;
 
 pub use crate::app::AppArgs;
 use crate::models::GeneratorKind;
+use crate::train::potentials::defaults as D;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -206,42 +207,42 @@ pub struct TrainPotentialsArgs {
     #[arg(long, default_value = "pde")]
     pub kind: String,
     /// Number of potentials K.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = D::K)]
     pub k: usize,
     /// Steps T per traversal.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = D::STEPS)]
     pub steps: usize,
     /// Total iterations (an interrupted run continues up to this).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = D::ITERS)]
     pub iters: u64,
     /// Latent codes per batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = D::BATCH_SIZE)]
     pub batch_size: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = D::LR)]
     pub lr: f64,
     /// Weight of the initial condition L_u.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = D::W_U)]
     pub w_u: f64,
     /// Weight of the wave-equation residual L_f.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = D::W_F)]
     pub w_f: f64,
     /// Weight of the Jacobian term L_J (default: 1 with --jacobian log, 0.02 with squared,
     /// whose norm over all pixels is large).
     #[arg(long)]
     pub w_j: Option<f64>,
     /// Weight of the classifier loss L_k.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = D::W_K)]
     pub w_k: f64,
     /// Weight of the diversity term L_d (mean squared cosine between different
     /// potentials' mean steps; the same term for both kinds; 0 turns it off).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = D::W_D)]
     pub w_d: f64,
     /// Also train negative traversals (z − ∇u), labelled like the positive ones.
     #[arg(long)]
     pub negative: bool,
     /// Groups per batch, each with its own potential (1 = one k per batch, as in the paper).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = D::GROUPS)]
     pub groups: usize,
     /// The Jacobian term: log (−log ‖J ∇u‖², the default: it does not let the gradients
     /// collapse to zero) or squared (−‖J ∇u‖², the paper's).
@@ -267,26 +268,26 @@ pub struct TrainPotentialsArgs {
     #[arg(long, default_value = "steps", value_parser = ["steps", "walks"])]
     pub diversity_on: String,
     /// Hidden width of each potential.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = D::HIDDEN)]
     pub hidden: usize,
     /// Size of the sinusoidal time embedding.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = D::TIME_DIM)]
     pub time_dim: usize,
     /// Leave out the final tanh (unbounded potentials).
     #[arg(long)]
     pub no_final_tanh: bool,
     /// Step length of linear potentials.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = D::LINEAR_STEP)]
     pub linear_step: f64,
     /// Keep the wave speeds above this floor (c_k = floor + softplus(ρ_k), the floor in
     /// [0, 1)), or `off`: free speeds, which drift towards 0.
-    #[arg(long, default_value = "0.5")]
+    #[arg(long, default_value_t = D::WAVE_SPEED_FLOOR.to_string())]
     pub wave_speed_floor: String,
     /// Random seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = D::SEED)]
     pub seed: u64,
     /// Iterations between checkpoints.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = D::CHECKPOINT_EVERY)]
     pub checkpoint_every: u64,
     /// Start over, replacing a run or potentials in the output folder.
     #[arg(long)]

@@ -10,19 +10,22 @@ use crate::models::images::{decode_images, grid_bytes};
 use crate::models::sample_latents;
 use crate::session::device;
 use crate::store::{default_method, load_generator};
-use crate::train::potentials::{LossWeights, PotentialTrainConfig, train_potentials as run};
+use crate::train::potentials::{
+    LossWeights, PotentialTrainConfig, defaults, train_potentials as run,
+};
 use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
-/// Trains a set of potentials on a frozen generator.
-pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
+/// The training settings `train-potentials`' flags describe (the command line is left
+/// empty for the caller to fill).
+pub fn config_from_args(args: &TrainPotentialsArgs) -> Result<PotentialTrainConfig> {
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| args.generator.join(format!("potentials-{}", args.kind)));
-    let mut cfg = PotentialTrainConfig::new(args.generator.clone(), out.clone());
+    let mut cfg = PotentialTrainConfig::new(args.generator.clone(), out);
     cfg.kind = args.kind.parse()?;
     cfg.k = args.k;
     cfg.steps = args.steps;
@@ -36,7 +39,11 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     cfg.weights = LossWeights {
         u: args.w_u,
         f: args.w_f,
-        j: args.w_j.unwrap_or(if log_jacobian { 1.0 } else { 0.02 }),
+        j: args.w_j.unwrap_or(if log_jacobian {
+            defaults::W_J
+        } else {
+            defaults::W_J_SQUARED
+        }),
         k: args.w_k,
         d: args.w_d,
     };
@@ -60,6 +67,13 @@ pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
     cfg.seed = args.seed;
     cfg.checkpoint_every = args.checkpoint_every;
     cfg.restart = args.restart;
+    Ok(cfg)
+}
+
+/// Trains a set of potentials on a frozen generator.
+pub fn train_potentials(args: TrainPotentialsArgs) -> Result<()> {
+    let mut cfg = config_from_args(&args)?;
+    let out = cfg.out.clone();
     cfg.command = command_line();
     let summary = with_progress(cfg.iters, "codes/s", |cancel, report| {
         run(&cfg, &device()?, cancel, report).map_err(Into::into)
@@ -199,4 +213,32 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
     strip.save_png(&args.out)?;
     println!("wrote {}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> TrainPotentialsArgs {
+        let mut argv = vec!["latentflow", "train-potentials", "--generator", "g"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Some(Command::TrainPotentials(a)) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_configs_defaults() {
+        let from_flags = config_from_args(&args(&[])).unwrap();
+        let from_code =
+            PotentialTrainConfig::new("g".into(), Path::new("g").join("potentials-pde"));
+        assert_eq!(from_flags, from_code);
+        // The squared Jacobian term takes its own default weight.
+        let squared = config_from_args(&args(&["--jacobian", "squared"])).unwrap();
+        assert_eq!(squared.weights.j, defaults::W_J_SQUARED);
+        assert!(!squared.log_jacobian);
+    }
 }

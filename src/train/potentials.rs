@@ -61,20 +61,68 @@ pub struct LossWeights {
 impl Default for LossWeights {
     fn default() -> Self {
         Self {
-            u: 1.0,
-            f: 1.0,
-            // For the default logarithmic L_J; the squared form sums over every pixel
-            // (12,288 for 64×64 RGB) and wants ~0.02.
-            j: 1.0,
-            k: 1.0,
-            // Against collapse (docs/methods.md, "Diversity term").
-            d: 10.0,
+            u: defaults::W_U,
+            f: defaults::W_F,
+            j: defaults::W_J,
+            k: defaults::W_K,
+            d: defaults::W_D,
         }
     }
 }
 
 /// The wave speeds' floor of new runs (see [`PotentialConfig::wave_speed_floor`]).
-pub const DEFAULT_WAVE_SPEED_FLOOR: f64 = 0.5;
+pub const DEFAULT_WAVE_SPEED_FLOOR: f64 = defaults::WAVE_SPEED_FLOOR;
+
+/// The training settings' defaults, defined once: `train-potentials`' flags,
+/// [`PotentialTrainConfig::new`] and the app's training panel all read them here.
+pub mod defaults {
+    /// Potentials K.
+    pub const K: usize = 8;
+    /// Flow steps T per roll-out.
+    pub const STEPS: usize = 10;
+    /// Iterations.
+    pub const ITERS: u64 = 2000;
+    /// Codes per batch.
+    pub const BATCH_SIZE: usize = 32;
+    /// Adam learning rate.
+    pub const LR: f64 = 1e-3;
+    /// Weights of L_u, L_f, L_J (the logarithmic form), L_k and L_d.
+    pub const W_U: f64 = 1.0;
+    /// See [`W_U`].
+    pub const W_F: f64 = 1.0;
+    /// See [`W_U`]; the squared L_J sums over every pixel and wants [`W_J_SQUARED`].
+    pub const W_J: f64 = 1.0;
+    /// L_J's weight in its squared form.
+    pub const W_J_SQUARED: f64 = 0.02;
+    /// See [`W_U`].
+    pub const W_K: f64 = 1.0;
+    /// See [`W_U`] (against collapse: docs/methods.md, "Diversity term").
+    pub const W_D: f64 = 10.0;
+    /// Potentials per batch.
+    pub const GROUPS: usize = 4;
+    /// Hidden width of each potential MLP.
+    pub const HIDDEN: usize = 128;
+    /// Width of the time embedding.
+    pub const TIME_DIM: usize = 32;
+    /// Length of a linear potential's initial step.
+    pub const LINEAR_STEP: f64 = 0.5;
+    /// Smallest wave speed c_k.
+    pub const WAVE_SPEED_FLOOR: f64 = 0.5;
+    /// Random seed.
+    pub const SEED: u64 = 0;
+    /// Iterations between checkpoints.
+    pub const CHECKPOINT_EVERY: u64 = 100;
+    /// The app's training panel: a shorter run that ends while the user watches.
+    pub const PANEL_K: usize = 6;
+    /// See [`PANEL_K`].
+    pub const PANEL_ITERS: u64 = 500;
+    /// See [`PANEL_K`].
+    pub const PANEL_BATCH_SIZE: usize = 16;
+    /// The panel checkpoints and logs more often, for its live curves.
+    pub const PANEL_CHECKPOINT_EVERY: u64 = 50;
+    /// See [`PANEL_CHECKPOINT_EVERY`].
+    pub const PANEL_LOG_EVERY: u64 = 5;
+}
 
 /// Settings of a potential training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,26 +204,26 @@ impl PotentialTrainConfig {
         Self {
             generator,
             kind: PotentialKind::Pde,
-            k: 8,
-            steps: 10,
-            iters: 2000,
-            batch_size: 32,
-            lr: 1e-3,
+            k: defaults::K,
+            steps: defaults::STEPS,
+            iters: defaults::ITERS,
+            batch_size: defaults::BATCH_SIZE,
+            lr: defaults::LR,
             weights: LossWeights::default(),
             negative: false,
-            groups: 4,
+            groups: defaults::GROUPS,
             log_jacobian: true,
             jacobian_at_next: true,
             grad_steps: 0,
             diversity_on_walks: false,
             classifier_warmup: 0,
-            hidden: 128,
-            time_dim: 32,
+            hidden: defaults::HIDDEN,
+            time_dim: defaults::TIME_DIM,
             final_tanh: true,
-            linear_step: 0.5,
-            wave_speed_floor: Some(DEFAULT_WAVE_SPEED_FLOOR),
-            seed: 0,
-            checkpoint_every: 100,
+            linear_step: defaults::LINEAR_STEP,
+            wave_speed_floor: Some(defaults::WAVE_SPEED_FLOOR),
+            seed: defaults::SEED,
+            checkpoint_every: defaults::CHECKPOINT_EVERY,
             log_every: 10,
             out,
             command: String::new(),
