@@ -365,3 +365,77 @@ fn the_worker_lists_a_direction_set_after_the_pde_set_renders_it_and_has_no_land
     });
     assert_eq!(renamed[1].names, ["floor", "wall"]);
 }
+
+#[test]
+fn eval_compare_scores_every_method_by_one_protocol_and_writes_its_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = own_model(tmp.path());
+    fit(&model, "sefa", &["--k", "3"]);
+    let md = tmp.path().join("table.md");
+    let csv = tmp.path().join("rows.csv");
+    let quick = [
+        "--pairs", "60", "--epochs", "1", "--codes", "8", "--steps", "3",
+    ];
+    let mut args = vec![
+        "eval",
+        "compare",
+        "--model",
+        s(&model),
+        "--markdown",
+        s(&md),
+        "--csv",
+        s(&csv),
+    ];
+    args.extend_from_slice(&quick);
+    let table = ok(&args);
+    // Every method of the model (PDE first, as the app lists them), no regressor here.
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[2].starts_with("| pde | 1 | "), "{table}");
+    assert!(lines[3].starts_with("| sefa | 1 | "), "{table}");
+    assert!(lines[3].ends_with("| – | – |"), "{table}");
+    let written = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        written.starts_with("<!-- written by latentflow -->\n| method |"),
+        "{written}"
+    );
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(rows.lines().count(), 4, "{rows}");
+    assert!(rows.lines().nth(1).unwrap().starts_with("method,dir,k,vp"));
+    // Its own files are replaced only with --force; a file it did not write, never.
+    let e = fails(&args);
+    assert!(e.contains("exists; pass --force"), "{e}");
+    args.push("--force");
+    ok(&args);
+    std::fs::write(&md, "my notes").unwrap();
+    let e = fails(&args);
+    assert!(e.contains("--markdown"), "{e}");
+    assert_eq!(std::fs::read_to_string(&md).unwrap(), "my notes");
+    // Two folders of one method are summarised as mean ± std.
+    let again = tmp.path().join("sefa-again");
+    fit(&model, "sefa", &["--k", "3", "--out", s(&again)]);
+    let mut args = vec!["eval", "compare", "--model", s(&model), "--methods"];
+    let both = format!("{},{}", s(&model.join("directions-sefa")), s(&again));
+    args.push(&both);
+    args.extend_from_slice(&quick);
+    let table = ok(&args);
+    assert!(table.contains("| sefa | 2 | "), "{table}");
+    assert!(table.contains(" ± "), "{table}");
+    // A model without methods, and a folder that is not one, are refused.
+    let bare = tmp.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(model.join(f), bare.join(f)).unwrap();
+    }
+    let e = fails(&["eval", "compare", "--model", s(&bare)]);
+    assert!(e.contains("no methods to compare"), "{e}");
+    let e = fails(&[
+        "eval",
+        "compare",
+        "--model",
+        s(&model),
+        "--methods",
+        s(&bare),
+    ]);
+    assert!(e.contains("not a traversal method"), "{e}");
+}

@@ -172,15 +172,7 @@ pub fn factors(args: EvalFactorsArgs) -> Result<()> {
     let dataset = g.manifest.dataset.clone();
     let reg_dir = match (&args.regressor, &dataset) {
         (Some(dir), _) => dir.clone(),
-        (None, Some(name)) => {
-            let parent = args
-                .source
-                .model
-                .parent()
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default();
-            parent.join(format!("{name}-factors"))
-        }
+        (None, Some(name)) => default_regressor(&args.source.model, name),
         (None, None) => bail!(
             "{} does not say which dataset it was trained on; pass --regressor",
             args.source.model.display()
@@ -249,5 +241,160 @@ pub fn factors(args: EvalFactorsArgs) -> Result<()> {
         m.insert("mean_displacement".into(), matched.map(|(_, d)| d).into());
     }
     println!("{line}");
+    Ok(())
+}
+
+/// Where `eval factors` and `eval compare` look for the factor regressor of a generator
+/// trained on `dataset`: `DATASET-factors` beside the model folder.
+fn default_regressor(model: &std::path::Path, dataset: &str) -> std::path::PathBuf {
+    model
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+        .join(format!("{dataset}-factors"))
+}
+
+/// Scores every method of a generator by one protocol and prints the summary table.
+pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
+    use crate::eval::compare::{Row, csv, markdown, summarise};
+    use crate::eval::diversity::{DiversityConfig, diversity};
+    use crate::eval::factors::{FactorScoreConfig, factor_score};
+    use crate::files::output::{FileKind, check_file, text_mark};
+    use crate::models::Generator;
+    use crate::train::factors::load_factor_regressor;
+    if args.seeds.is_empty() {
+        bail!("--seeds needs at least one seed");
+    }
+    crate::limits::check_count(
+        "the number of --seeds",
+        args.seeds.len(),
+        crate::limits::MAX_EVAL_SEEDS,
+    )?;
+    for (flag, path) in [("--csv", &args.csv), ("--markdown", &args.markdown)] {
+        if let Some(p) = path {
+            check_file(p, FileKind::Text, args.force)
+                .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+        }
+    }
+    let dev = device()?;
+    let g = load_generator(&args.model, &dev)?;
+    let dirs = if args.methods.is_empty() {
+        crate::store::find_methods(&args.model)
+    } else {
+        args.methods.clone()
+    };
+    if dirs.is_empty() {
+        bail!(
+            "{} has no methods to compare: train potentials (`latentflow train-potentials`) or \
+             fit directions (`latentflow fit-directions`) first, or pass --methods",
+            args.model.display()
+        );
+    }
+    // Every method is opened before any is scored: a broken folder fails at once.
+    let flows = dirs
+        .iter()
+        .map(|d| {
+            crate::methods::open(d, &g, &dev).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let regressor = match (&args.regressor, &g.manifest.dataset) {
+        (Some(dir), _) => Some(load_factor_regressor(dir, &dev)?),
+        (None, Some(name)) => {
+            let dir = default_regressor(&args.model, name);
+            if dir.is_dir() {
+                Some(load_factor_regressor(&dir, &dev)?)
+            } else {
+                eprintln!(
+                    "no factor regressor in {}: the factor columns stay empty (`latentflow \
+                     train-factors --dataset {name} --out {}` trains one)",
+                    dir.display(),
+                    dir.display()
+                );
+                None
+            }
+        }
+        (None, None) => None,
+    };
+    let mut rows = Vec::new();
+    for (dir, flow) in dirs.iter().zip(&flows) {
+        let flow = flow.as_ref();
+        eprintln!("{} ({}): scoring…", dir.display(), flow.method());
+        let div = diversity(
+            flow,
+            g.model.prior(),
+            &DiversityConfig {
+                steps: args.steps,
+                ..DiversityConfig::default()
+            },
+            &dev,
+        )?;
+        let vp_scale = matched_scale(&g, flow, Some(args.vp_length), args.steps, &dev)?
+            .map_or(1.0, |(s, _)| s);
+        let mut vps = Vec::new();
+        for &seed in &args.seeds {
+            let cfg = VpConfig {
+                pairs: args.pairs,
+                steps: args.steps,
+                epochs: args.epochs,
+                seed,
+                scale: vp_scale,
+                ..VpConfig::default()
+            };
+            vps.push(vp_score(&g.model, flow, &cfg, &dev, &mut |_, _| {})?.accuracy);
+        }
+        let (share, distinct) = match &regressor {
+            Some(reg) => {
+                let scale = matched_scale(&g, flow, Some(args.factor_length), args.steps, &dev)?
+                    .map_or(1.0, |(s, _)| s);
+                let cfg = FactorScoreConfig {
+                    codes: args.codes,
+                    steps: args.steps,
+                    scale,
+                    seed: 0,
+                };
+                let r = factor_score(&g.model, flow, &reg.model, &cfg, &dev)?;
+                (Some(r.mean_share), Some(r.distinct_main_factors))
+            }
+            None => (None, None),
+        };
+        let row = Row {
+            method: flow.method(),
+            dir: dir.display().to_string(),
+            k: flow.directions(),
+            vp: vps.iter().sum::<f64>() / vps.len() as f64,
+            max_cos: div.max_abs_cosine,
+            share,
+            distinct,
+            step_scale: vp_scale,
+        };
+        eprintln!(
+            "  VP {:.4}, max|cos| {:.3}{}",
+            row.vp,
+            row.max_cos,
+            row.share
+                .map_or(String::new(), |s| format!(", factor share {s:.3}"))
+        );
+        rows.push(row);
+    }
+    let table = markdown(&summarise(&rows));
+    print!("{table}");
+    if let Some(p) = &args.markdown {
+        let text = format!(
+            "{}\n{table}\n{} on {}: VP at mean path length {}, {} pairs, classifier seeds {:?}; \
+             factor score at length {}.\n",
+            text_mark(true),
+            crate::cli::command_line(),
+            args.model.display(),
+            args.vp_length,
+            args.pairs,
+            args.seeds,
+            args.factor_length
+        );
+        crate::files::atomic::write(p, text.as_bytes())?;
+    }
+    if let Some(p) = &args.csv {
+        let text = format!("{}\n{}", text_mark(false), csv(&rows));
+        crate::files::atomic::write(p, text.as_bytes())?;
+    }
     Ok(())
 }

@@ -432,6 +432,9 @@ pub struct ExportGifArgs {
 pub enum EvalCommand {
     /// VP score: accuracy of a small CNN telling which potential made (x_0, x_T).
     Vp(EvalVpArgs),
+    /// Every method of a generator scored by one protocol (VP at a matched path length,
+    /// diversity, factor score); a table, and CSV/Markdown files.
+    Compare(EvalCompareArgs),
     /// Whether the directions are distinct: cosines between their mean displacements,
     /// path lengths and straightness, wave speeds.
     Diversity(EvalDiversityArgs),
@@ -565,6 +568,54 @@ pub struct EvalVpArgs {
     pub match_length: Option<f64>,
 }
 
+/// Arguments of `eval compare`.
+#[derive(Debug, Args)]
+pub struct EvalCompareArgs {
+    /// The generator folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Method folders to compare (default: every method of the model, as the app lists
+    /// them). Several folders of one method (its training seeds) are summarised as mean ±
+    /// std.
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Vec<PathBuf>,
+    /// Labelled pairs of the VP score.
+    #[arg(long, default_value_t = 10000)]
+    pub pairs: usize,
+    /// Steps T of every walk.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Training epochs of the VP classifier.
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Seeds of the VP classifier (averaged).
+    #[arg(long, default_value = "0", value_delimiter = ',')]
+    pub seeds: Vec<u64>,
+    /// The mean ‖z_T − z_0‖ every method is rescaled to for the VP score.
+    #[arg(long, default_value_t = 4.0)]
+    pub vp_length: f64,
+    /// The same for the factor score (a small edit: at length 4 every factor changes
+    /// about as much as between two random images).
+    #[arg(long, default_value_t = 1.0)]
+    pub factor_length: f64,
+    /// Starting codes of the factor score.
+    #[arg(long, default_value_t = 256)]
+    pub codes: usize,
+    /// Factor regressor (default: DATASET-factors beside the model folder; without one
+    /// the factor columns stay empty).
+    #[arg(long)]
+    pub regressor: Option<PathBuf>,
+    /// Write the per-folder rows as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the summary table as Markdown.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Replace --csv / --markdown files latentflow wrote before.
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// `bench` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -678,6 +729,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::ExportGif(args)) => export::export_gif_cmd(args),
         Some(Command::Eval(EvalCommand::Vp(args))) => eval::vp(args),
         Some(Command::Eval(EvalCommand::Diversity(args))) => eval::diversity(args),
+        Some(Command::Eval(EvalCommand::Compare(args))) => eval::compare(args),
         Some(Command::Eval(EvalCommand::Factors(args))) => eval::factors(args),
         Some(Command::TrainFactors(args)) => train::train_factors(args),
         Some(Command::FitDirections(args)) => directions::fit_directions(args),

@@ -1,5 +1,6 @@
 //! Metrics of traversal methods.
 
+pub mod compare;
 pub mod diversity;
 pub mod factors;
 pub mod vp;

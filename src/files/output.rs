@@ -15,6 +15,19 @@ pub enum FileKind {
     Gif,
     /// Per-step values of a traversal.
     Json,
+    /// A table (CSV, Markdown) whose first line is a comment naming latentflow
+    /// ([`text_mark`]).
+    Text,
+}
+
+/// The first line latentflow writes into its text files: a comment (`# …` for CSV,
+/// `<!-- … -->` for Markdown) naming it, so that `--force` may replace them later.
+pub fn text_mark(markdown: bool) -> String {
+    if markdown {
+        format!("<!-- written by {MARK} -->")
+    } else {
+        format!("# written by {MARK}")
+    }
 }
 
 /// JSON documents larger than this are not opened to look for the mark.
@@ -26,6 +39,7 @@ impl FileKind {
             FileKind::Png => "PNG",
             FileKind::Gif => "GIF",
             FileKind::Json => "JSON",
+            FileKind::Text => "text",
         }
     }
 
@@ -38,6 +52,13 @@ impl FileKind {
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .is_some_and(|v| v.get("software").and_then(|s| s.as_str()) == Some(MARK)),
+            FileKind::Text => input::read(path, MAX_JSON_BYTES, "text file")
+                .ok()
+                .and_then(|b| {
+                    let first = b.split(|c| *c == b'\n').next()?.to_vec();
+                    String::from_utf8(first).ok()
+                })
+                .is_some_and(|l| l == text_mark(true) || l == text_mark(false)),
         }
     }
 }
