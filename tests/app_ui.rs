@@ -263,6 +263,52 @@ fn a_partly_broken_model_loads_what_it_can_and_says_what_it_could_not() {
 }
 
 #[test]
+fn a_direction_set_gets_sliders_and_a_step_plot_but_no_landscape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(model().join(f), dir.join(f)).unwrap();
+    }
+    common::ok(&[
+        "fit-directions",
+        "--generator",
+        common::s(&dir),
+        "--method",
+        "sefa",
+        "--k",
+        "2",
+    ]);
+    let mut h = harness(&dir);
+    step_until(&mut h, "the first frame", |a| {
+        a.frame.is_some() && !a.methods.is_empty()
+    });
+    assert_eq!(h.state().methods[0].method, "sefa");
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "0: direction 0");
+    h.get_by_label_contains("sefa moves along fixed directions");
+    let still = h.state().frame.clone().unwrap();
+    h.state_mut().state.sliders[1] = 2.0;
+    step_until(&mut h, "a frame along direction 1", |a| {
+        a.frame
+            .as_ref()
+            .is_some_and(|f| f.records.len() == 3 && f.generation > still.generation)
+    });
+    let f = h.state().frame.clone().unwrap();
+    assert!(
+        max_diff(&f.current, &still.current) > 1e-4,
+        "{}",
+        max_diff(&f.current, &still.current)
+    );
+    // The plot's series: the step length, 0.3 per step.
+    assert!(
+        f.records
+            .iter()
+            .all(|r| (r.step_norm[0] - 0.3).abs() < 1e-5 && r.series.is_empty())
+    );
+    h.get_by_label("|step|");
+}
+
+#[test]
 fn without_a_system_dialog_the_builtin_browser_exports_restores_and_opens() {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = harness(model());
