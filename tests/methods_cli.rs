@@ -327,6 +327,7 @@ fn the_worker_lists_a_direction_set_after_the_pde_set_renders_it_and_has_no_land
         batch: 0,
         step_scale: 1.0,
         start: None,
+        preserve_density: false,
     };
     w.send(Command::Render(req.clone()));
     let frame = wait_for(&w, |e| match e {
@@ -438,4 +439,88 @@ fn eval_compare_scores_every_method_by_one_protocol_and_writes_its_tables() {
         s(&bare),
     ]);
     assert!(e.contains("not a traversal method"), "{e}");
+}
+
+#[test]
+fn density_preserving_walks_keep_the_norm_from_every_command_and_eval_quality_measures_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = own_model(tmp.path());
+    fit(&model, "sefa", &["--k", "2", "--step", "1.0"]);
+    let set = model.join("directions-sefa");
+    // traverse --preserve-density: every point keeps ‖z_0‖ and records −½‖z‖².
+    let json = tmp.path().join("walk.json");
+    ok(&[
+        "traverse",
+        "--model",
+        s(&model),
+        "--potentials",
+        s(&set),
+        "--k",
+        "1",
+        "--steps",
+        "5",
+        "--preserve-density",
+        "--out",
+        s(&tmp.path().join("walk.png")),
+        "--json",
+        s(&json),
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let norm = |p: &serde_json::Value| -> f64 {
+        p["z"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap().powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let steps = doc["steps"].as_array().unwrap();
+    let n0 = norm(&steps[0]);
+    for p in steps {
+        assert!((norm(p) - n0).abs() < 1e-4, "{} vs {n0}", norm(p));
+        let log_density = p["log_density"].as_f64().unwrap();
+        assert!((log_density + 0.5 * n0 * n0).abs() < 1e-3, "{p}");
+    }
+    // eval quality: one row per scale; the plain walk's norm grows with the scale.
+    let line = ok(&[
+        "eval",
+        "quality",
+        "--model",
+        s(&model),
+        "--potentials",
+        s(&set),
+        "--scales",
+        "1,4",
+        "--steps",
+        "3",
+        "--codes",
+        "4",
+    ]);
+    let q: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let rows = q["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let ratio = |r: &serde_json::Value| r["norm_ratio_plain"].as_f64().unwrap();
+    assert!(
+        ratio(&rows[1]) > ratio(&rows[0]) && ratio(&rows[0]) > 1.0,
+        "{q}"
+    );
+    for r in rows {
+        for key in ["error_plain", "error_preserving"] {
+            let e = r[key].as_f64().unwrap();
+            assert!(e.is_finite() && e >= 0.0, "{r}");
+        }
+    }
+    let e = fails(&[
+        "eval",
+        "quality",
+        "--model",
+        s(&model),
+        "--potentials",
+        s(&set),
+        "--scales",
+        "inf",
+    ]);
+    assert!(e.contains("step scale"), "{e}");
 }

@@ -52,6 +52,7 @@ fn request(generation: u64, sliders: &[f64]) -> RenderRequest {
         batch: 0,
         step_scale: 1.0,
         start: None,
+        preserve_density: false,
     }
 }
 

@@ -359,6 +359,7 @@ impl App {
             },
             step_scale: self.state.step_scale,
             start: self.state.start.clone(),
+            preserve_density: self.state.preserve_density,
         }
     }
 

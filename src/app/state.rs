@@ -59,6 +59,9 @@ pub struct AppState {
     /// the seed's.
     #[serde(default)]
     pub start: Option<Vec<f32>>,
+    /// Density-preserving walks (the norm of z_0 kept at every step).
+    #[serde(default)]
+    pub preserve_density: bool,
 }
 
 impl Default for AppState {
@@ -82,6 +85,7 @@ impl Default for AppState {
             zoom: 5.0,
             dark: true,
             start: None,
+            preserve_density: false,
         }
     }
 }

@@ -193,6 +193,12 @@ pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
             .on_hover_text("Move several starting codes by the same traversal");
         ui.add(egui::DragValue::new(&mut app.state.batch_n).range(state::BATCH_RANGE))
             .on_hover_text("Extra starting codes");
+        ui.checkbox(&mut app.state.preserve_density, "Keep density")
+            .on_hover_text(
+                "Density-preserving walk: after every step the code is rescaled to the length \
+                 of z_0, so it keeps z_0's log-density under the N(0, I) prior (long walks stay \
+                 where the generator was trained)",
+            );
     });
 }
 

@@ -65,6 +65,7 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
         batch: 0,
         step_scale: 1.0,
         start: start.clone(),
+        preserve_density: args.preserve_density,
     };
     let state = crate::app::state::Saved {
         model: std::fs::canonicalize(&args.source.model)

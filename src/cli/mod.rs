@@ -330,6 +330,10 @@ pub struct TraverseArgs {
     /// Move against the flow (z − ∇u).
     #[arg(long)]
     pub negative: bool,
+    /// Density-preserving walk: every point keeps z_0's log-density under the N(0, I)
+    /// prior (the code is rescaled to ‖z_0‖ after each step).
+    #[arg(long)]
+    pub preserve_density: bool,
     /// Switch to this potential at --switch-at.
     #[arg(long)]
     pub switch_to: Option<usize>,
@@ -400,6 +404,9 @@ pub struct ExportGifArgs {
     /// Move against the flow.
     #[arg(long)]
     pub negative: bool,
+    /// Density-preserving walk (see `traverse --preserve-density`).
+    #[arg(long)]
+    pub preserve_density: bool,
     /// Seed of z_0 (a grid uses seed, seed + 1, ...).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -432,6 +439,9 @@ pub struct ExportGifArgs {
 pub enum EvalCommand {
     /// VP score: accuracy of a small CNN telling which potential made (x_0, x_T).
     Vp(EvalVpArgs),
+    /// What density-preserving walks do to image quality at large step sizes: a VAE's
+    /// round-trip error of the end images, with and without.
+    Quality(EvalQualityArgs),
     /// Every method of a generator scored by one protocol (VP at a matched path length,
     /// diversity, factor score); a table, and CSV/Markdown files.
     Compare(EvalCompareArgs),
@@ -566,6 +576,26 @@ pub struct EvalVpArgs {
     /// one path length; default: each method's own steps).
     #[arg(long)]
     pub match_length: Option<f64>,
+}
+
+/// Arguments of `eval quality`.
+#[derive(Debug, Args)]
+pub struct EvalQualityArgs {
+    /// The generator (a VAE) and the method.
+    #[command(flatten)]
+    pub source: PotentialSource,
+    /// Step scales to measure.
+    #[arg(long, default_value = "1,2,4,8", value_delimiter = ',')]
+    pub scales: Vec<f64>,
+    /// Steps T of every walk.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Starting codes (each walked along every direction).
+    #[arg(long, default_value_t = 64)]
+    pub codes: usize,
+    /// Seed of the codes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Arguments of `eval compare`.
@@ -730,6 +760,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(EvalCommand::Vp(args))) => eval::vp(args),
         Some(Command::Eval(EvalCommand::Diversity(args))) => eval::diversity(args),
         Some(Command::Eval(EvalCommand::Compare(args))) => eval::compare(args),
+        Some(Command::Eval(EvalCommand::Quality(args))) => eval::quality(args),
         Some(Command::Eval(EvalCommand::Factors(args))) => eval::factors(args),
         Some(Command::TrainFactors(args)) => train::train_factors(args),
         Some(Command::FitDirections(args)) => directions::fit_directions(args),

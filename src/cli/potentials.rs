@@ -153,6 +153,7 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
         steps: args.steps,
         negative: args.negative,
         scale: args.step_scale,
+        preserve_density: args.preserve_density,
     };
     let dev = device()?;
     let g = load_generator(&args.source.model, &dev)?;

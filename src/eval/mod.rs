@@ -3,4 +3,5 @@
 pub mod compare;
 pub mod diversity;
 pub mod factors;
+pub mod quality;
 pub mod vp;

@@ -2,7 +2,7 @@
 //! direction k scaled to the set's step length. The records carry only what every method
 //! has (t and the step length).
 
-use super::{PathSpec, StepRecord, Traversal, TraversalPath};
+use super::{PathSpec, Traversal, TraversalPath};
 use crate::Result;
 use crate::store::directions::{DirectionsConfig, LoadedDirections};
 use candle_core::Tensor;
@@ -55,6 +55,7 @@ impl Traversal for Directions {
             spec.scale
         };
         let steps = self.steps.to_device(z0.device())?.to_dtype(z0.dtype())?;
+        let norms = super::row_norms(z0)?;
         let mut z = z0.clone();
         let mut path = vec![z.clone()];
         for step in 0..spec.steps {
@@ -70,6 +71,9 @@ impl Traversal for Directions {
                 return Err(crate::Error::config("a plan needs at least one direction"));
             };
             z = z.broadcast_add(&(velocity * sign)?)?;
+            if spec.preserve_density {
+                z = super::keep_norms(&z, &norms)?;
+            }
             path.push(z.clone());
         }
         super::check_finite_walk(&path)?;
@@ -78,16 +82,7 @@ impl Traversal for Directions {
 
     fn path(&self, z0: &Tensor, spec: &PathSpec) -> Result<TraversalPath> {
         let z = self.walk(z0, spec)?;
-        let times = spec.plan.point_times(spec.steps);
-        let records = super::step_norms(&z)?
-            .into_iter()
-            .zip(times)
-            .map(|(step_norm, t)| StepRecord {
-                t,
-                step_norm,
-                series: Vec::new(),
-            })
-            .collect();
+        let records = super::base_records(&z, spec)?;
         Ok(TraversalPath { z, records })
     }
 }

@@ -158,6 +158,10 @@ pub struct PathSpec {
     pub negative: bool,
     /// Multiplies every step (1 = the learned step).
     pub scale: f64,
+    /// Density-preserving walk: after every step the code is rescaled to the norm of z_0,
+    /// so that its log-density under the N(0, I) prior, −½‖z‖² + const, stays that of z_0
+    /// (see [`keep_norms`]); the records then carry the `log_density` series.
+    pub preserve_density: bool,
 }
 
 impl PathSpec {
@@ -168,6 +172,7 @@ impl PathSpec {
             steps,
             negative: false,
             scale: 1.0,
+            preserve_density: false,
         }
     }
 
@@ -220,6 +225,8 @@ pub mod series {
     pub const LAPLACIAN: &str = "laplacian";
     /// Wave residual ∂²_t u − c² Δ_z u.
     pub const RESIDUAL: &str = "residual";
+    /// log N(z_t; 0, I) up to its constant: −½‖z_t‖² (density-preserving walks).
+    pub const LOG_DENSITY: &str = "log_density";
 }
 
 /// One named series of a path's records: one value per sample of the batch.
@@ -304,6 +311,48 @@ pub struct TraversalPath {
     pub z: Vec<Tensor>,
     /// One record per point (T + 1).
     pub records: Vec<StepRecord>,
+}
+
+/// Rows of `z` (B, d) rescaled to the lengths `norms` (B, 1): the density-preserving
+/// projection for the N(0, I) prior, whose log-density −½‖z‖² + const depends on ‖z‖
+/// alone. A row of length 0 stays 0.
+pub fn keep_norms(z: &Tensor, norms: &Tensor) -> Result<Tensor> {
+    let now = z.sqr()?.sum_keepdim(1)?.sqrt()?;
+    let ratio = norms.broadcast_div(&now.clamp(1e-12, f64::MAX)?)?;
+    Ok(z.broadcast_mul(&ratio)?)
+}
+
+/// Row lengths ‖z‖ of a (B, d) tensor, as (B, 1).
+pub fn row_norms(z: &Tensor) -> Result<Tensor> {
+    Ok(z.sqr()?.sum_keepdim(1)?.sqrt()?)
+}
+
+/// The records every method has for a path: t and the step lengths, and for a
+/// density-preserving walk the log-density series (methods add their own series).
+pub fn base_records(path: &[Tensor], spec: &PathSpec) -> Result<Vec<StepRecord>> {
+    let times = spec.plan.point_times(spec.steps);
+    let norms = step_norms(path)?;
+    path.iter()
+        .zip(times)
+        .zip(norms)
+        .map(|((z, t), step_norm)| {
+            let mut series = Vec::new();
+            if spec.preserve_density {
+                let values = (z.sqr()?.sum(1)? * -0.5)?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_vec1::<f32>()?;
+                series.push(Series {
+                    name: series::LOG_DENSITY.into(),
+                    values,
+                });
+            }
+            Ok(StepRecord {
+                t,
+                step_norm,
+                series,
+            })
+        })
+        .collect()
 }
 
 /// Fails when a point of a walk is not finite: a step scale or weight so large that the

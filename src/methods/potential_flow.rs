@@ -1,7 +1,7 @@
 //! Potential flows (PDE traversal and its linear baseline): z_{t+1} = z_t ± Σ_k w_k ∇u^k(z_t, t),
 //! with t the step index.
 
-use super::{PathSpec, Series, StepRecord, Traversal, TraversalPath, series};
+use super::{PathSpec, Series, Traversal, TraversalPath, series};
 use crate::Result;
 use crate::models::potential::{PotentialKind, Potentials};
 use candle_core::Tensor;
@@ -58,6 +58,7 @@ impl Traversal for PotentialFlow {
         };
         let dev = z0.device().clone();
         let mut z = z0.to_dtype(self.potentials.dtype())?;
+        let norms = super::row_norms(&z)?;
         let mut path = vec![z.clone()];
         for step in 0..spec.steps {
             let t = Tensor::full(step as f32, b, &dev)?.to_dtype(z.dtype())?;
@@ -73,6 +74,9 @@ impl Traversal for PotentialFlow {
                 return Err(crate::Error::config("a plan needs at least one direction"));
             };
             z = (&z + (velocity * sign)?)?;
+            if spec.preserve_density {
+                z = super::keep_norms(&z, &norms)?;
+            }
             path.push(z.clone());
         }
         super::check_finite_walk(&path)?;
@@ -146,30 +150,23 @@ impl Traversal for PotentialFlow {
             ));
         }
         let rows = |v: &[f32], s: usize| v[s * b..(s + 1) * b].to_vec();
-        let step_norms = super::step_norms(&path)?;
-        let records = (0..n)
-            .map(|s| {
-                let named = [
-                    (series::U, &u),
-                    (series::GRAD_NORM, &grad_norm),
-                    (series::DU_DT, &du),
-                    (series::D2U_DT2, &d2u),
-                    (series::LAPLACIAN, &lap),
-                    (series::RESIDUAL, &res),
-                ];
-                StepRecord {
-                    t: point_times[s],
-                    step_norm: step_norms[s].clone(),
-                    series: named
-                        .into_iter()
-                        .map(|(name, v)| Series {
-                            name: name.into(),
-                            values: rows(v, s),
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
+        let mut records = super::base_records(&path, spec)?;
+        for (s, record) in records.iter_mut().enumerate() {
+            let named = [
+                (series::U, &u),
+                (series::GRAD_NORM, &grad_norm),
+                (series::DU_DT, &du),
+                (series::D2U_DT2, &d2u),
+                (series::LAPLACIAN, &lap),
+                (series::RESIDUAL, &res),
+            ];
+            record
+                .series
+                .extend(named.into_iter().map(|(name, v)| Series {
+                    name: name.into(),
+                    values: rows(v, s),
+                }));
+        }
         Ok(TraversalPath { z: path, records })
     }
 }
@@ -272,6 +269,7 @@ mod tests {
             steps,
             negative: false,
             scale: 1.0,
+            preserve_density: false,
         };
         let p = f.path(&z, &spec).unwrap();
         let times: Vec<f64> = p.records.iter().map(|r| r.t).collect();
@@ -319,6 +317,58 @@ mod tests {
         }
         let quarter = p.records[2].step_norm[0] / p.records[2].get(series::GRAD_NORM).unwrap()[0];
         assert!((quarter - 0.25).abs() < 1e-5, "{quarter}");
+    }
+
+    #[test]
+    fn a_density_preserving_walk_keeps_the_norm_and_takes_the_gradient_at_the_rescaled_point() {
+        let f = flow();
+        let z = z0();
+        let mut spec = PathSpec::single(1, 3);
+        spec.scale = 3.0;
+        spec.preserve_density = true;
+        let p = f.path(&z, &spec).unwrap();
+        let norm = |t: &Tensor| -> Vec<f64> {
+            t.sqr()
+                .unwrap()
+                .sum(1)
+                .unwrap()
+                .sqrt()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let n0 = norm(&z);
+        for (s, point) in p.z.iter().enumerate() {
+            let n = norm(point);
+            assert!(
+                n.iter().zip(&n0).all(|(a, b)| (a - b).abs() < 1e-9),
+                "point {s}: {n:?}"
+            );
+        }
+        // Each point is the previous one plus its step, rescaled to ‖z_0‖.
+        let stepped = (&p.z[1] + (grad(&f, &p.z[1], 1.0, 1) * 3.0).unwrap()).unwrap();
+        let want =
+            crate::methods::keep_norms(&stepped, &crate::methods::row_norms(&z).unwrap()).unwrap();
+        assert!(close(&p.z[2], &want));
+        // The records carry −½‖z‖², the same at every point.
+        let want_log: Vec<f64> = n0.iter().map(|n| -0.5 * n * n).collect();
+        for r in &p.records {
+            let v = r.get(series::LOG_DENSITY).unwrap();
+            assert!(
+                (f64::from(v[0]) - want_log[0]).abs() < 1e-4,
+                "{v:?} {want_log:?}"
+            );
+        }
+        // Without the toggle the walk leaves the sphere and records no log-density.
+        spec.preserve_density = false;
+        let p = f.path(&z, &spec).unwrap();
+        assert!(
+            norm(&p.z[3])
+                .iter()
+                .zip(&n0)
+                .any(|(a, b)| (a - b).abs() > 1e-3)
+        );
+        assert!(p.records[0].get(series::LOG_DENSITY).is_none());
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct RenderRequest {
     /// seed's; the batch view's extra codes still come from seed + 1, seed + 2, ...
     #[serde(default)]
     pub start: Option<Vec<f32>>,
+    /// Density-preserving walk (every point keeps z_0's log-density under the prior).
+    #[serde(default)]
+    pub preserve_density: bool,
 }
 
 impl RenderRequest {
@@ -171,6 +174,7 @@ pub fn request_path(
         steps,
         negative: false,
         scale: req.step_scale,
+        preserve_density: req.preserve_density,
     };
     let path = flow.path(&z0, &spec)?;
     Ok((path.z, path.records))
