@@ -210,23 +210,7 @@ fn an_image_is_encoded_walked_and_exported_from_its_code() {
 fn a_gan_is_inverted_by_optimisation_and_the_fit_improves() {
     let tmp = tempfile::tempdir().unwrap();
     let gan = tmp.path().join("gan");
-    ok(&[
-        "train-generator",
-        "--dataset",
-        "sprites",
-        "--kind",
-        "gan",
-        "--latent",
-        "4",
-        "--base",
-        "8",
-        "--iters",
-        "2",
-        "--batch-size",
-        "4",
-        "--out",
-        s(&gan),
-    ]);
+    common::tiny_gan(&gan);
     // The target is the GAN's own image of a code, so a perfect fit exists.
     let grid = tmp.path().join("g.png");
     ok(&[

@@ -123,23 +123,7 @@ fn sefa_and_ganspace_directions_are_fitted_walked_and_scored() {
 fn a_gan_first_layer_is_read_from_its_transposed_convolution_and_batch_norm() {
     let tmp = tempfile::tempdir().unwrap();
     let gan = tmp.path().join("gan");
-    ok(&[
-        "train-generator",
-        "--dataset",
-        "sprites",
-        "--kind",
-        "gan",
-        "--latent",
-        "4",
-        "--base",
-        "8",
-        "--iters",
-        "2",
-        "--batch-size",
-        "4",
-        "--out",
-        s(&gan),
-    ]);
+    common::tiny_gan(&gan);
     for method in ["sefa", "ganspace"] {
         let out = fit(&gan, method, &["--k", "4", "--samples", "400"]);
         assert!(out.contains(&format!("4 directions by {method}")), "{out}");

@@ -369,23 +369,7 @@ fn landscape_has_the_grid_and_the_projected_path() {
 fn a_gan_is_inverted_in_the_background_with_progress_and_can_be_cancelled() {
     let tmp = tempfile::tempdir().unwrap();
     let gan = tmp.path().join("gan");
-    common::ok(&[
-        "train-generator",
-        "--dataset",
-        "sprites",
-        "--kind",
-        "gan",
-        "--latent",
-        "4",
-        "--base",
-        "8",
-        "--iters",
-        "2",
-        "--batch-size",
-        "4",
-        "--out",
-        s(&gan),
-    ]);
+    common::tiny_gan(&gan);
     let image = tmp.path().join("g.png");
     common::ok(&[
         "sample",

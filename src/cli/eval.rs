@@ -2,7 +2,7 @@
 
 use super::potentials::resolve_potentials;
 use super::{EvalDiversityArgs, EvalFactorsArgs, EvalVpArgs};
-use crate::eval::vp::{VpConfig, vp_score};
+use crate::eval::vp::vp_score;
 use crate::methods::Traversal;
 use crate::session::device;
 use crate::store::load_generator;
@@ -11,34 +11,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Prints the VP score (mean and per seed) as one JSON line.
 pub fn vp(args: EvalVpArgs) -> Result<()> {
-    if args.seeds.is_empty() {
-        bail!("--seeds needs at least one seed");
-    }
-    crate::limits::check_count(
-        "the number of --seeds",
-        args.seeds.len(),
-        crate::limits::MAX_EVAL_SEEDS,
-    )?;
+    args.vp.check()?;
     let dev = device()?;
     let g = load_generator(&args.source.model, &dev)?;
     let pot_dir = resolve_potentials(&args.source.model, args.source.potentials.clone())?;
     let flow = crate::methods::open(&pot_dir, &g, &dev)?;
-    let matched = matched_scale(&g, flow.as_ref(), args.match_length, args.steps, &dev)?;
+    let matched = matched_scale(&g, flow.as_ref(), args.match_length, args.vp.steps, &dev)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {msg} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut scores = Vec::new();
-    for &seed in &args.seeds {
-        let cfg = VpConfig {
-            pairs: args.pairs,
-            steps: args.steps,
-            epochs: args.epochs,
-            seed,
-            scale: matched.map_or(1.0, |(scale, _)| scale),
-            ..VpConfig::default()
-        };
+    for &seed in &args.vp.seeds {
+        let cfg = args
+            .vp
+            .config(seed, matched.map_or(1.0, |(scale, _)| scale));
         bar.set_message(format!("seed {seed}"));
         let r = vp_score(&g.model, flow.as_ref(), &cfg, &dev, &mut |done, total| {
             bar.set_length(total as u64);
@@ -54,9 +42,9 @@ pub fn vp(args: EvalVpArgs) -> Result<()> {
         "potentials": pot_dir.display().to_string(),
         "method": flow.method(),
         "k": flow.directions(),
-        "pairs": args.pairs,
-        "steps": args.steps,
-        "seeds": args.seeds,
+        "pairs": args.vp.pairs,
+        "steps": args.vp.steps,
+        "seeds": args.vp.seeds,
         "vp": scores,
         "vp_mean": mean,
         "vp_std": std,
@@ -262,14 +250,7 @@ pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
     use crate::files::output::{FileKind, check_file, text_mark};
     use crate::models::Generator;
     use crate::train::factors::load_factor_regressor;
-    if args.seeds.is_empty() {
-        bail!("--seeds needs at least one seed");
-    }
-    crate::limits::check_count(
-        "the number of --seeds",
-        args.seeds.len(),
-        crate::limits::MAX_EVAL_SEEDS,
-    )?;
+    args.vp.check()?;
     for (flag, path) in [("--csv", &args.csv), ("--markdown", &args.markdown)] {
         if let Some(p) = path {
             check_file(p, FileKind::Text, args.force)
@@ -323,32 +304,25 @@ pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
             flow,
             g.model.prior(),
             &DiversityConfig {
-                steps: args.steps,
+                steps: args.vp.steps,
                 ..DiversityConfig::default()
             },
             &dev,
         )?;
-        let vp_scale = matched_scale(&g, flow, Some(args.vp_length), args.steps, &dev)?
+        let vp_scale = matched_scale(&g, flow, Some(args.vp_length), args.vp.steps, &dev)?
             .map_or(1.0, |(s, _)| s);
         let mut vps = Vec::new();
-        for &seed in &args.seeds {
-            let cfg = VpConfig {
-                pairs: args.pairs,
-                steps: args.steps,
-                epochs: args.epochs,
-                seed,
-                scale: vp_scale,
-                ..VpConfig::default()
-            };
+        for &seed in &args.vp.seeds {
+            let cfg = args.vp.config(seed, vp_scale);
             vps.push(vp_score(&g.model, flow, &cfg, &dev, &mut |_, _| {})?.accuracy);
         }
         let (share, distinct) = match &regressor {
             Some(reg) => {
-                let scale = matched_scale(&g, flow, Some(args.factor_length), args.steps, &dev)?
+                let scale = matched_scale(&g, flow, Some(args.factor_length), args.vp.steps, &dev)?
                     .map_or(1.0, |(s, _)| s);
                 let cfg = FactorScoreConfig {
                     codes: args.codes,
-                    steps: args.steps,
+                    steps: args.vp.steps,
                     scale,
                     seed: 0,
                 };
@@ -386,8 +360,8 @@ pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
             crate::cli::command_line(),
             args.model.display(),
             args.vp_length,
-            args.pairs,
-            args.seeds,
+            args.vp.pairs,
+            args.vp.seeds,
             args.factor_length
         );
         crate::files::atomic::write(p, text.as_bytes())?;

@@ -560,6 +560,18 @@ pub struct EvalVpArgs {
     /// The generator and its potentials.
     #[command(flatten)]
     pub source: PotentialSource,
+    /// The VP score's settings.
+    #[command(flatten)]
+    pub vp: VpArgs,
+    /// Rescale the steps so that the mean ‖z_T − z_0‖ is this length (compare methods at
+    /// one path length; default: each method's own steps).
+    #[arg(long)]
+    pub match_length: Option<f64>,
+}
+
+/// The VP score's settings, shared by `eval vp` and `eval compare`.
+#[derive(Debug, Args)]
+pub struct VpArgs {
     /// Number of labelled pairs (10% train, 90% test).
     #[arg(long, default_value_t = 10000)]
     pub pairs: usize,
@@ -569,13 +581,35 @@ pub struct EvalVpArgs {
     /// Training epochs of the CNN.
     #[arg(long, default_value_t = 30)]
     pub epochs: usize,
-    /// Random seeds (the score is averaged over them).
+    /// Random seeds of the CNN (the score is averaged over them).
     #[arg(long, default_value = "0", value_delimiter = ',')]
     pub seeds: Vec<u64>,
-    /// Rescale the steps so that the mean ‖z_T − z_0‖ is this length (compare methods at
-    /// one path length; default: each method's own steps).
-    #[arg(long)]
-    pub match_length: Option<f64>,
+}
+
+impl VpArgs {
+    /// Checks the seeds (one at least, a bounded number).
+    pub fn check(&self) -> crate::Result<()> {
+        if self.seeds.is_empty() {
+            return Err(crate::Error::config("--seeds needs at least one seed"));
+        }
+        crate::limits::check_count(
+            "the number of --seeds",
+            self.seeds.len(),
+            crate::limits::MAX_EVAL_SEEDS,
+        )
+    }
+
+    /// The VP settings for classifier seed `seed`, walks scaled by `scale`.
+    pub fn config(&self, seed: u64, scale: f64) -> crate::eval::vp::VpConfig {
+        crate::eval::vp::VpConfig {
+            pairs: self.pairs,
+            steps: self.steps,
+            epochs: self.epochs,
+            seed,
+            scale,
+            ..crate::eval::vp::VpConfig::default()
+        }
+    }
 }
 
 /// Arguments of `eval quality`.
@@ -609,18 +643,9 @@ pub struct EvalCompareArgs {
     /// std.
     #[arg(long, value_delimiter = ',')]
     pub methods: Vec<PathBuf>,
-    /// Labelled pairs of the VP score.
-    #[arg(long, default_value_t = 10000)]
-    pub pairs: usize,
-    /// Steps T of every walk.
-    #[arg(long, default_value_t = 10)]
-    pub steps: usize,
-    /// Training epochs of the VP classifier.
-    #[arg(long, default_value_t = 30)]
-    pub epochs: usize,
-    /// Seeds of the VP classifier (averaged).
-    #[arg(long, default_value = "0", value_delimiter = ',')]
-    pub seeds: Vec<u64>,
+    /// The VP score's settings (and the steps of every walk).
+    #[command(flatten)]
+    pub vp: VpArgs,
     /// The mean ‖z_T − z_0‖ every method is rescaled to for the VP score.
     #[arg(long, default_value_t = 4.0)]
     pub vp_length: f64,

@@ -51,6 +51,27 @@ pub fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
 
+/// Trains a tiny GAN (sprites, latent 4, base 8, 2 iterations) into `out`.
+pub fn tiny_gan(out: &Path) {
+    ok(&[
+        "train-generator",
+        "--dataset",
+        "sprites",
+        "--kind",
+        "gan",
+        "--latent",
+        "4",
+        "--base",
+        "8",
+        "--iters",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        s(out),
+    ]);
+}
+
 /// A tiny scenes generator (latent 4, base 8) with 3 tiny PDE potentials in
 /// `potentials-pde`, trained once per test binary.
 pub fn tiny_model() -> &'static Path {
