@@ -209,6 +209,42 @@ fn training_panel_gains_points_and_cancels() {
 }
 
 #[test]
+fn the_training_panel_fits_closed_form_directions_that_appear_as_methods() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(model().join(f), dir.join(f)).unwrap();
+    }
+    let mut h = harness(&dir);
+    h.state_mut().train_in_model_folder(true);
+    step_until(&mut h, "the model and its first frame", |a| {
+        a.model_dir.is_some() && a.frame.is_some()
+    });
+    h.get_by_label("Fit SeFa").click_accesskit();
+    step_until(&mut h, "the SeFa set", |a| {
+        a.methods.iter().any(|m| m.method == "sefa")
+    });
+    let sefa = h
+        .state()
+        .methods
+        .iter()
+        .find(|m| m.method == "sefa")
+        .unwrap()
+        .clone();
+    assert!(sefa.dir.ends_with("directions-sefa"));
+    // The panel's K is 6; the latent space has 4 dimensions, so 4 directions.
+    assert_eq!(sefa.names.len(), 4);
+    assert!(dir.join("directions-sefa/strips.png").is_file());
+    // A second fit into the same folder is refused, and the set is kept.
+    h.get_by_label("Fit SeFa").click_accesskit();
+    step_until(&mut h, "the refusal", |a| {
+        a.notices.contains("already holds")
+    });
+    assert!(dir.join("directions-sefa/manifest.json").is_file());
+}
+
+#[test]
 fn a_corrupt_model_shows_an_error_and_the_old_one_keeps_working() {
     let mut h = harness(model());
     step_until(&mut h, "the first frame", |a| a.frame.is_some());

@@ -538,6 +538,13 @@ impl App {
                 Event::CodeSaved(path) => {
                     self.status = format!("saved the starting code in {}", path.display())
                 }
+                Event::DirectionsFitted(dir) => {
+                    self.training.on_fitted(&dir);
+                    self.status = format!(
+                        "directions fitted into {} (listed under Method)",
+                        dir.display()
+                    )
+                }
                 Event::Renamed(dir) => {
                     self.status = format!(
                         "saved the names in {}",

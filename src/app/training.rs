@@ -1,6 +1,7 @@
 //! The training panel: method and hyperparameters, start / cancel, progress with
 //! iterations per second and ETA, and live loss curves per term.
 
+use crate::methods::closed_form::{self, ClosedForm, FitConfig};
 use crate::train::Progress;
 use crate::train::potentials::{
     LossWeights, PotentialTrainConfig, cosine_matrix, defaults, is_diagnostic,
@@ -95,6 +96,11 @@ impl TrainingPanel {
         } else {
             crate::store::user::user_sets_dir(dir)
         }
+    }
+
+    /// A closed-form fit finished into `dir`.
+    pub fn on_fitted(&mut self, dir: &Path) {
+        self.message = format!("saved {}", dir.display());
     }
 
     /// Saves new sets inside the model folder (true) or the user's data folder (false).
@@ -301,6 +307,52 @@ impl TrainingPanel {
                     self.message = "no data folder is known (HOME and LATENTFLOW_DATA_DIR are \
                                     not set): tick \"in the model folder\""
                         .into();
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("No training:");
+            for method in [ClosedForm::Sefa, ClosedForm::Ganspace] {
+                let (label, hover) = match method {
+                    ClosedForm::Sefa => (
+                        "Fit SeFa",
+                        "K directions in closed form: the eigenvectors of the generator's \
+                         first layer (well under a second); saved as directions-sefa where \
+                         trained sets go",
+                    ),
+                    ClosedForm::Ganspace => (
+                        "Fit GANSpace",
+                        "K directions in closed form: principal components of the first \
+                         layer's activations over 5,000 prior codes; saved as \
+                         directions-ganspace where trained sets go",
+                    ),
+                };
+                if ui
+                    .add_enabled(model_dir.is_some(), egui::Button::new(label))
+                    .on_hover_text(hover)
+                    .clicked()
+                    && let Some(dir) = model_dir
+                {
+                    match self.destination(dir) {
+                        Some(parent) => {
+                            let cfg = FitConfig {
+                                method,
+                                k: self.k,
+                                step: closed_form::DEFAULT_STEP,
+                                samples: closed_form::DEFAULT_SAMPLES,
+                                seed: closed_form::DEFAULT_SEED,
+                            };
+                            let out = parent.join(format!("directions-{}", method.name()));
+                            self.message = format!("fitting {}…", method.name());
+                            command = Some(Command::FitDirections(cfg, out));
+                        }
+                        None => {
+                            self.message = "no data folder is known (HOME and \
+                                            LATENTFLOW_DATA_DIR are not set): tick \"in the \
+                                            model folder\""
+                                .into();
+                        }
+                    }
                 }
             }
         });

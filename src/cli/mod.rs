@@ -467,13 +467,13 @@ pub struct FitDirectionsArgs {
     pub k: usize,
     /// Length of one step along each direction, in latent units (the prior has unit
     /// variance per dimension: 10 steps of 0.3 move 3 standard deviations).
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = crate::methods::closed_form::DEFAULT_STEP)]
     pub step: f64,
     /// GANSpace: codes sampled from the prior.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = crate::methods::closed_form::DEFAULT_SAMPLES)]
     pub samples: usize,
     /// GANSpace: seed of the sampled codes (and the code of `strips.png`).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = crate::methods::closed_form::DEFAULT_SEED)]
     pub seed: u64,
     /// Output folder (default: GENERATOR/directions-METHOD).
     #[arg(long)]

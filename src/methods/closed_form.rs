@@ -351,6 +351,14 @@ pub fn ganspace_of(
     ganspace(&z, &features, k)
 }
 
+/// Defaults of a fit, for `fit-directions` and the app's panel: the step length (the
+/// prior has unit variance per dimension: 10 steps of 0.3 move 3 standard deviations)...
+pub const DEFAULT_STEP: f64 = 0.3;
+/// ...GANSpace's sampled codes...
+pub const DEFAULT_SAMPLES: usize = 5000;
+/// ...and the seed of its codes and of `strips.png`'s code.
+pub const DEFAULT_SEED: u64 = 1;
+
 /// Which closed-form method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClosedForm {
@@ -379,6 +387,14 @@ impl ClosedForm {
         match self {
             Self::Sefa => "sefa",
             Self::Ganspace => "ganspace",
+        }
+    }
+
+    /// What ranks its directions: SeFa's eigenvalues, GANSpace's shares of variance.
+    pub fn score_name(self) -> &'static str {
+        match self {
+            Self::Sefa => "eigenvalue",
+            Self::Ganspace => "variance_share",
         }
     }
 }
@@ -427,6 +443,70 @@ pub fn fit(
         .map(|d| d.into_iter().map(|x| x as f32).collect())
         .collect();
     Ok((dirs, scores))
+}
+
+/// Fits a direction set and writes it into `out` (with `strips.png`: one walk of 10 steps
+/// per direction from the code of `cfg.seed`), for `fit-directions` and the app. An
+/// existing `out` must be a direction set and is replaced only with `replace`; anything
+/// else there is never touched. Returns what ranks each direction (see [`fit`]).
+pub fn fit_and_save(
+    g: &LoadedGenerator,
+    cfg: &FitConfig,
+    out: &std::path::Path,
+    command: &str,
+    replace: bool,
+    device: &Device,
+) -> Result<Vec<f64>> {
+    use crate::methods::PathSpec;
+    use crate::store::directions::{DirectionsConfig, MODEL, save_directions};
+    if out.exists() {
+        let is_set = crate::store::generator::read_manifest(out).is_ok_and(|m| m.model == MODEL);
+        if !is_set {
+            return Err(Error::config(format!(
+                "{} exists and is not a direction set; choose another folder (latentflow never \
+                 replaces what it did not write)",
+                out.display()
+            )));
+        }
+        if !replace {
+            return Err(Error::config(format!(
+                "{} already holds a direction set; choose another folder or remove it \
+                 (`fit-directions --force` replaces it)",
+                out.display()
+            )));
+        }
+    }
+    crate::files::atomic::check_writable(out)?;
+    let (dirs, scores) = fit(g, cfg, device)?;
+    let config = DirectionsConfig {
+        method: cfg.method.name().into(),
+        latent: g.config.latent,
+        k: cfg.k,
+        step: cfg.step,
+        names: Vec::new(),
+    };
+    let mut settings = std::collections::BTreeMap::new();
+    settings.insert("method".into(), cfg.method.name().into());
+    settings.insert("k".into(), cfg.k.into());
+    settings.insert("step".into(), cfg.step.into());
+    settings.insert("seed".into(), cfg.seed.into());
+    if cfg.method == ClosedForm::Ganspace {
+        settings.insert("samples".into(), cfg.samples.into());
+    }
+    settings.insert(cfg.method.score_name().into(), serde_json::json!(scores));
+    save_directions(out, &config, &dirs, g, command, settings)?;
+    let flow = crate::methods::open(out, g, device)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let z0 = sample_latents(g.config.prior, 1, g.config.latent, &mut rng, device)?;
+    let steps = 10;
+    let mut frames = Vec::new();
+    for k in 0..flow.directions() {
+        let path = flow.path(&z0, &PathSpec::single(k, steps))?;
+        let z = Tensor::cat(&path.z, 0)?;
+        frames.extend(crate::models::images::decode_images(&g.model, &z)?);
+    }
+    crate::data::image::grid(&frames, steps + 1, 2)?.save_png(&out.join("strips.png"))?;
+    Ok(scores)
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub enum Command {
     Encode(PathBuf),
     /// Stop a running encoding (GAN inversion).
     CancelEncode,
+    /// Fit closed-form directions (SeFa, GANSpace) of the loaded generator into a folder,
+    /// in the background; the model reloads with them when the folder is listed.
+    FitDirections(crate::methods::closed_form::FitConfig, PathBuf),
     /// Save a latent code of the loaded generator as JSON.
     SaveCode {
         /// The code.
@@ -118,6 +121,8 @@ pub enum Event {
     EncodeFailed(String),
     /// A latent code was saved in this file.
     CodeSaved(PathBuf),
+    /// A direction set was fitted into this folder.
+    DirectionsFitted(PathBuf),
     /// New direction names were saved in the manifest of this potential set (the model
     /// reloads with them next).
     Renamed(PathBuf),
@@ -260,6 +265,7 @@ impl State {
                             cancel.cancel();
                         }
                     }
+                    Command::FitDirections(cfg, out) => self.start_fit(cfg, out),
                     Command::SaveCode {
                         latent,
                         source,
@@ -393,10 +399,7 @@ impl State {
                 let wrote = matches!(done, TrainingEnd::Saved(_)) || kept;
                 send(Event::TrainingDone(done));
                 // New (or updated) potentials become sliders: reload the model folder.
-                let user = crate::store::user::user_sets_dir(&model_dir);
-                let listed = cfg.out.parent() == Some(model_dir.as_path())
-                    || (user.is_some() && cfg.out.parent() == user.as_deref());
-                if wrote && listed {
+                if wrote && is_listed(&model_dir, &cfg.out) {
                     let _ = own_tx.send(Command::LoadModel(model_dir));
                 }
             });
@@ -446,6 +449,44 @@ impl State {
         }
     }
 
+    fn start_fit(&mut self, mut cfg: crate::methods::closed_form::FitConfig, out: PathBuf) {
+        let Some(model) = self.model.clone() else {
+            self.send(Event::Error("no model is loaded".into()));
+            return;
+        };
+        // The panel's K is the potentials'; closed form finds at most one per dimension.
+        cfg.k = cfg.k.min(model.generator.config.latent);
+        let (tx, notify, device) = (self.tx.clone(), self.notify.clone(), self.device.clone());
+        let own_tx = self.own_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("latentflow-fit".into())
+            .spawn(move || {
+                let command = format!(
+                    "latentflow app (training panel): {} --k {}, out {}",
+                    cfg.method.name(),
+                    cfg.k,
+                    out.display()
+                );
+                let g = &model.generator;
+                let event = match crate::methods::closed_form::fit_and_save(
+                    g, &cfg, &out, &command, false, &device,
+                ) {
+                    Ok(_) => {
+                        if is_listed(&g.dir, &out) {
+                            let _ = own_tx.send(Command::LoadModel(g.dir.clone()));
+                        }
+                        Event::DirectionsFitted(out)
+                    }
+                    Err(e) => Event::Error(format!("could not fit the directions: {e}")),
+                };
+                let _ = tx.send(event);
+                notify();
+            });
+        if let Err(e) = spawned {
+            self.send(Event::Error(format!("cannot start the fit: {e}")));
+        }
+    }
+
     fn save_code(&mut self, latent: Vec<f32>, source: String, path: PathBuf) {
         let Some(model) = &self.model else {
             self.send(Event::Error("no model is loaded".into()));
@@ -490,4 +531,11 @@ impl State {
             Err(e) => self.send(Event::Error(format!("cannot start the export: {e}"))),
         }
     }
+}
+
+/// Whether a method folder written to `out` is one the model's listing shows (inside the
+/// model folder or the user's folder of sets for it), so the model reloads with it.
+fn is_listed(model_dir: &std::path::Path, out: &std::path::Path) -> bool {
+    let user = crate::store::user::user_sets_dir(model_dir);
+    out.parent() == Some(model_dir) || (user.is_some() && out.parent() == user.as_deref())
 }
