@@ -198,7 +198,7 @@ fn load_pth_bytes(bytes: &[u8]) {
 
 fn read_state(name: &str, bytes: &[u8]) {
     let (_d, path) = file_with(name, bytes);
-    if let Ok(Some(saved)) = latentflow::app::state::read_embedded_state(&path) {
+    if let Ok(Some(saved)) = latentflow::session::state::read_embedded_state(&path) {
         saved.state.validate().unwrap();
     }
 }
@@ -348,13 +348,13 @@ fn the_valid_inputs_of_the_properties_are_accepted() {
     assert_eq!(read.tensors["w"].dims(), &[4]);
     let (_d, p) = file_with("s.png", &valid_state_png());
     assert!(
-        latentflow::app::state::read_embedded_state(&p)
+        latentflow::session::state::read_embedded_state(&p)
             .unwrap()
             .is_some()
     );
     let (_d, p) = file_with("s.gif", &valid_gif());
     assert!(
-        latentflow::app::state::read_embedded_state(&p)
+        latentflow::session::state::read_embedded_state(&p)
             .unwrap()
             .is_some()
     );

@@ -2,8 +2,8 @@
 //! that superpose, switching, a training job with progress and cancel, GIF export with the
 //! embedded state, and a corrupt model that leaves the previous one working.
 
-use latentflow::app::state::read_embedded_state;
 use latentflow::data::Image;
+use latentflow::session::state::read_embedded_state;
 use latentflow::session::{Frame, GifOptions, RenderRequest, Switch};
 use latentflow::train::potentials::PotentialTrainConfig;
 use latentflow::worker::{Command, Event, TrainingEnd, Worker};

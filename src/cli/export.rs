@@ -67,10 +67,10 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
         start: start.clone(),
         preserve_density: args.preserve_density,
     };
-    let state = crate::app::state::Saved {
+    let state = crate::session::state::Saved {
         model: std::fs::canonicalize(&args.source.model)
             .unwrap_or_else(|_| args.source.model.clone()),
-        state: crate::app::AppState {
+        state: crate::session::state::AppState {
             seed: args.seed,
             method,
             method_folder: model.methods[method]

@@ -6,6 +6,7 @@
 
 pub mod export;
 mod render;
+pub mod state;
 
 pub use export::{GifOptions, export_gif};
 pub use render::{Frame, RenderRequest, Switch, render};
