@@ -151,11 +151,7 @@ fn sliders_superpose_switch_and_snapshot() {
 #[test]
 fn training_panel_gains_points_and_cancels() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("m");
-    std::fs::create_dir(&dir).unwrap();
-    for f in ["manifest.json", "model.safetensors"] {
-        std::fs::copy(model().join(f), dir.join(f)).unwrap();
-    }
+    let dir = common::generator_copy(tmp.path());
     let mut h = harness(&dir);
     // By default new sets go to the user's data folder; this test keeps its own.
     h.state_mut().train_in_model_folder(true);
@@ -211,11 +207,7 @@ fn training_panel_gains_points_and_cancels() {
 #[test]
 fn the_training_panel_fits_closed_form_directions_that_appear_as_methods() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("m");
-    std::fs::create_dir(&dir).unwrap();
-    for f in ["manifest.json", "model.safetensors"] {
-        std::fs::copy(model().join(f), dir.join(f)).unwrap();
-    }
+    let dir = common::generator_copy(tmp.path());
     let mut h = harness(&dir);
     h.state_mut().train_in_model_folder(true);
     step_until(&mut h, "the model and its first frame", |a| {
@@ -267,11 +259,7 @@ fn a_corrupt_model_shows_an_error_and_the_old_one_keeps_working() {
 #[test]
 fn a_partly_broken_model_loads_what_it_can_and_says_what_it_could_not() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("m");
-    std::fs::create_dir(&dir).unwrap();
-    for f in ["manifest.json", "model.safetensors"] {
-        std::fs::copy(model().join(f), dir.join(f)).unwrap();
-    }
+    let dir = common::generator_copy(tmp.path());
     std::fs::create_dir(dir.join("potentials-pde")).unwrap();
     for f in ["manifest.json", "model.safetensors"] {
         let from = model().join("potentials-pde").join(f);
@@ -301,11 +289,7 @@ fn a_partly_broken_model_loads_what_it_can_and_says_what_it_could_not() {
 #[test]
 fn a_direction_set_gets_sliders_and_a_step_plot_but_no_landscape() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("m");
-    std::fs::create_dir(&dir).unwrap();
-    for f in ["manifest.json", "model.safetensors"] {
-        std::fs::copy(model().join(f), dir.join(f)).unwrap();
-    }
+    let dir = common::generator_copy(tmp.path());
     common::ok(&[
         "fit-directions",
         "--generator",

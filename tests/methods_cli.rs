@@ -3,11 +3,11 @@
 //! worker, and every bad input refused with a clear error.
 
 mod common;
+use common::wait_for;
 use common::{fails, latentflow, ok, s};
 use latentflow::session::RenderRequest;
 use latentflow::worker::{Command, Event, Worker};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -270,18 +270,6 @@ fn bad_fits_and_bad_sets_are_refused_clearly() {
         s(&tmp.path().join("z.png")),
     ]);
     assert!(e.contains("shape"), "{e}");
-}
-
-fn wait_for<T>(w: &Worker, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Some(e) = w.recv_timeout(Duration::from_millis(100))
-            && let Some(t) = pick(e)
-        {
-            return t;
-        }
-    }
-    panic!("timed out waiting for the worker");
 }
 
 #[test]

@@ -9,24 +9,13 @@ use latentflow::train::potentials::PotentialTrainConfig;
 use latentflow::worker::{Command, Event, TrainingEnd, Worker};
 mod common;
 use common::s;
+use common::wait_for;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn model() -> &'static Path {
     common::tiny_model()
-}
-
-fn wait_for<T>(w: &Worker, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Some(e) = w.recv_timeout(Duration::from_millis(100))
-            && let Some(t) = pick(e)
-        {
-            return t;
-        }
-    }
-    panic!("timed out waiting for the worker");
 }
 
 fn loaded_worker(dir: &Path) -> Worker {

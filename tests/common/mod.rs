@@ -119,3 +119,29 @@ pub fn tiny_model() -> &'static Path {
     });
     dir
 }
+
+/// A copy of the tiny model's generator alone (no potentials) in `parent/m`.
+pub fn generator_copy(parent: &Path) -> PathBuf {
+    let dir = parent.join("m");
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    for f in ["manifest.json", "model.safetensors"] {
+        std::fs::copy(tiny_model().join(f), dir.join(f)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    dir
+}
+
+/// Waits up to two minutes for the worker event `pick` accepts.
+pub fn wait_for<T>(
+    w: &latentflow::worker::Worker,
+    mut pick: impl FnMut(latentflow::worker::Event) -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if let Some(e) = w.recv_timeout(std::time::Duration::from_millis(100))
+            && let Some(t) = pick(e)
+        {
+            return t;
+        }
+    }
+    panic!("timed out waiting for the worker");
+}
