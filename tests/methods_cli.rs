@@ -53,9 +53,21 @@ fn sefa_and_ganspace_directions_are_fitted_walked_and_scored() {
         out.contains("2 directions by ganspace (variance_share"),
         "{out}"
     );
-    for m in ["sefa", "ganspace"] {
+    let out = fit(&model, "dplase", &["--k", "2", "--iters", "30"]);
+    assert!(
+        out.contains("2 directions by dplase (feature_change"),
+        "{out}"
+    );
+    for m in ["sefa", "ganspace", "dplase"] {
         assert!(model.join(format!("directions-{m}/strips.png")).is_file());
     }
+    // DP-LaSE's settings are recorded; its directions are (nearly) orthogonal.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(model.join("directions-dplase/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["training"]["settings"]["iters"], 30);
+    assert_eq!(manifest["architecture"]["method"], "dplase");
     // Through the registry: traverse with the set, JSON with the step lengths only.
     let json = tmp.path().join("walk.json");
     ok(&[
@@ -136,7 +148,7 @@ fn bad_fits_and_bad_sets_are_refused_clearly() {
     let model = own_model(tmp.path());
     let g = s(&model);
     let e = fails(&["fit-directions", "--generator", g, "--method", "pca"]);
-    assert!(e.contains("unknown closed-form method 'pca'"), "{e}");
+    assert!(e.contains("unknown direction method 'pca'"), "{e}");
     let e = fails(&[
         "fit-directions",
         "--generator",

@@ -1,7 +1,7 @@
 //! The training panel: method and hyperparameters, start / cancel, progress with
 //! iterations per second and ETA, and live loss curves per term.
 
-use crate::methods::closed_form::{self, ClosedForm, FitConfig};
+use crate::methods::closed_form::{self, DirectionMethod, FitConfig};
 use crate::train::Progress;
 use crate::train::potentials::{
     LossWeights, PotentialTrainConfig, cosine_matrix, defaults, is_diagnostic,
@@ -312,15 +312,25 @@ impl TrainingPanel {
         });
         ui.horizontal(|ui| {
             ui.label("No training:");
-            for method in [ClosedForm::Sefa, ClosedForm::Ganspace] {
+            for method in [
+                DirectionMethod::Sefa,
+                DirectionMethod::Ganspace,
+                DirectionMethod::DpLase,
+            ] {
                 let (label, hover) = match method {
-                    ClosedForm::Sefa => (
+                    DirectionMethod::Sefa => (
                         "Fit SeFa",
                         "K directions in closed form: the eigenvectors of the generator's \
                          first layer (well under a second); saved as directions-sefa where \
                          trained sets go",
                     ),
-                    ClosedForm::Ganspace => (
+                    DirectionMethod::DpLase => (
+                        "Fit DP-LaSE",
+                        "K directions learned to change the first layer's activations most, \
+                         decorrelated and orthonormal (a few seconds of Adam); saved as \
+                         directions-dplase where trained sets go",
+                    ),
+                    DirectionMethod::Ganspace => (
                         "Fit GANSpace",
                         "K directions in closed form: principal components of the first \
                          layer's activations over 5,000 prior codes; saved as \
@@ -341,6 +351,7 @@ impl TrainingPanel {
                                 step: closed_form::DEFAULT_STEP,
                                 samples: closed_form::DEFAULT_SAMPLES,
                                 seed: closed_form::DEFAULT_SEED,
+                                iters: closed_form::DEFAULT_ITERS,
                             };
                             let out = parent.join(format!("directions-{}", method.name()));
                             self.message = format!("fitting {}…", method.name());

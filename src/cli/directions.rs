@@ -1,15 +1,16 @@
 //! `latentflow fit-directions`: SeFa or GANSpace directions of a generator, found in
-//! closed form (no training) and saved as a direction set beside the potentials.
+//! closed form (no training), or DP-LaSE's, learned in seconds; saved as a direction set
+//! beside the potentials.
 
 use super::{FitDirectionsArgs, command_line};
-use crate::methods::closed_form::{ClosedForm, FitConfig, fit_and_save};
+use crate::methods::closed_form::{DirectionMethod, FitConfig, fit_and_save};
 use crate::session::device;
 use crate::store::load_generator;
 use anyhow::Result;
 
 /// Fits the directions, saves them with `strips.png`, and prints what ranks them.
 pub fn fit_directions(args: FitDirectionsArgs) -> Result<()> {
-    let method: ClosedForm = args.method.parse()?;
+    let method: DirectionMethod = args.method.parse()?;
     let out = args
         .out
         .clone()
@@ -22,6 +23,7 @@ pub fn fit_directions(args: FitDirectionsArgs) -> Result<()> {
         step: args.step,
         samples: args.samples,
         seed: args.seed,
+        iters: args.iters,
     };
     let scores = fit_and_save(&g, &cfg, &out, &command_line(), args.force, &dev)?;
     let ranked: Vec<String> = scores.iter().map(|s| format!("{s:.4}")).collect();

@@ -46,8 +46,9 @@ pub enum Command {
     /// Train a factor regressor (reads a procedural dataset's factors off an image) for
     /// `eval factors`.
     TrainFactors(TrainFactorsArgs),
-    /// Find latent directions in closed form, without training (SeFa: eigenvectors of the
-    /// generator's first layer; GANSpace: principal components of its activations).
+    /// Find latent directions from the generator's first layer: in closed form (SeFa:
+    /// eigenvectors of its weight; GANSpace: principal components of its activations) or
+    /// learned in seconds (DP-LaSE: the largest decorrelated changes of its activations).
     FitDirections(FitDirectionsArgs),
     /// Find the latent code of your own image (PNG/JPEG, any size) and save it as JSON,
     /// for `traverse --z` and `export-gif --z`.
@@ -459,7 +460,7 @@ pub struct FitDirectionsArgs {
     /// The generator folder.
     #[arg(long)]
     pub generator: PathBuf,
-    /// sefa or ganspace.
+    /// sefa, ganspace or dplase.
     #[arg(long)]
     pub method: String,
     /// Number of directions (at most the latent size).
@@ -472,9 +473,13 @@ pub struct FitDirectionsArgs {
     /// GANSpace: codes sampled from the prior.
     #[arg(long, default_value_t = crate::methods::closed_form::DEFAULT_SAMPLES)]
     pub samples: usize,
-    /// GANSpace: seed of the sampled codes (and the code of `strips.png`).
+    /// GANSpace: seed of the sampled codes; DP-LaSE: of its start and batches (and the
+    /// code of `strips.png`).
     #[arg(long, default_value_t = crate::methods::closed_form::DEFAULT_SEED)]
     pub seed: u64,
+    /// DP-LaSE: Adam iterations.
+    #[arg(long, default_value_t = crate::methods::closed_form::DEFAULT_ITERS)]
+    pub iters: usize,
     /// Output folder (default: GENERATOR/directions-METHOD).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -356,37 +356,44 @@ pub fn ganspace_of(
 pub const DEFAULT_STEP: f64 = 0.3;
 /// ...GANSpace's sampled codes...
 pub const DEFAULT_SAMPLES: usize = 5000;
-/// ...and the seed of its codes and of `strips.png`'s code.
+/// ...and the seed of its codes and of `strips.png`'s code...
 pub const DEFAULT_SEED: u64 = 1;
+/// ...and DP-LaSE's Adam iterations.
+pub const DEFAULT_ITERS: usize = 300;
 
-/// Which closed-form method.
+/// Which method finds the directions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClosedForm {
-    /// Eigenvectors of the first layer's weight.
+pub enum DirectionMethod {
+    /// Eigenvectors of the first layer's weight (closed form).
     Sefa,
-    /// Principal components of the first layer's activations.
+    /// Principal components of the first layer's activations (closed form).
     Ganspace,
+    /// Directions learned to change the first layer's activations most, decorrelated and
+    /// orthonormal ([`crate::methods::dplase`]; a few seconds of Adam).
+    DpLase,
 }
 
-impl std::str::FromStr for ClosedForm {
+impl std::str::FromStr for DirectionMethod {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "sefa" => Ok(Self::Sefa),
             "ganspace" => Ok(Self::Ganspace),
+            "dplase" => Ok(Self::DpLase),
             other => Err(Error::config(format!(
-                "unknown closed-form method '{other}' (sefa or ganspace)"
+                "unknown direction method '{other}' (sefa, ganspace or dplase)"
             ))),
         }
     }
 }
 
-impl ClosedForm {
+impl DirectionMethod {
     /// Its name in manifests and tables.
     pub fn name(self) -> &'static str {
         match self {
             Self::Sefa => "sefa",
             Self::Ganspace => "ganspace",
+            Self::DpLase => "dplase",
         }
     }
 
@@ -395,6 +402,7 @@ impl ClosedForm {
         match self {
             Self::Sefa => "eigenvalue",
             Self::Ganspace => "variance_share",
+            Self::DpLase => "feature_change",
         }
     }
 }
@@ -403,15 +411,17 @@ impl ClosedForm {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitConfig {
     /// Which method.
-    pub method: ClosedForm,
+    pub method: DirectionMethod,
     /// Number of directions K.
     pub k: usize,
     /// Length of one step along each direction.
     pub step: f64,
     /// GANSpace: codes sampled from the prior.
     pub samples: usize,
-    /// GANSpace: seed of the sampled codes.
+    /// GANSpace: seed of the sampled codes; DP-LaSE: of its start and batches.
     pub seed: u64,
+    /// DP-LaSE: Adam iterations.
+    pub iters: usize,
 }
 
 /// The directions (unit vectors, K × d) and, per direction, what ranks it: SeFa's
@@ -435,8 +445,21 @@ pub fn fit(
     }
     crate::limits::check_magnitude("the step length", cfg.step, crate::limits::MAX_STEP_SCALE)?;
     let (scores, dirs) = match cfg.method {
-        ClosedForm::Sefa => sefa(&FirstLayer::of(g, device)?.weight, cfg.k)?,
-        ClosedForm::Ganspace => ganspace_of(g, cfg.k, cfg.samples, cfg.seed, device)?,
+        DirectionMethod::Sefa => sefa(&FirstLayer::of(g, device)?.weight, cfg.k)?,
+        DirectionMethod::Ganspace => ganspace_of(g, cfg.k, cfg.samples, cfg.seed, device)?,
+        DirectionMethod::DpLase => crate::methods::dplase::train(
+            &FirstLayer::of(g, device)?,
+            g.config.prior,
+            g.config.latent,
+            &crate::methods::dplase::DpLaseConfig {
+                k: cfg.k,
+                seed: cfg.seed,
+                iters: cfg.iters,
+                ..Default::default()
+            },
+            device,
+            &mut |_, _, _| {},
+        )?,
     };
     let dirs = dirs
         .into_iter()
@@ -490,8 +513,14 @@ pub fn fit_and_save(
     settings.insert("k".into(), cfg.k.into());
     settings.insert("step".into(), cfg.step.into());
     settings.insert("seed".into(), cfg.seed.into());
-    if cfg.method == ClosedForm::Ganspace {
-        settings.insert("samples".into(), cfg.samples.into());
+    match cfg.method {
+        DirectionMethod::Ganspace => {
+            settings.insert("samples".into(), cfg.samples.into());
+        }
+        DirectionMethod::DpLase => {
+            settings.insert("iters".into(), cfg.iters.into());
+        }
+        DirectionMethod::Sefa => {}
     }
     settings.insert(cfg.method.score_name().into(), serde_json::json!(scores));
     save_directions(out, &config, &dirs, g, command, settings)?;

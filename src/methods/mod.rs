@@ -4,6 +4,7 @@
 
 pub mod closed_form;
 pub mod directions;
+pub mod dplase;
 pub mod potential_flow;
 
 pub use directions::Directions;
