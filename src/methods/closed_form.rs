@@ -542,6 +542,21 @@ pub fn fit_and_save(
 mod tests {
     use super::*;
 
+    /// n codes of N(0, I) in d dimensions, f64, seeded.
+    fn gaussian(n: usize, d: usize, seed: u64) -> Tensor {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        sample_latents(
+            crate::models::LatentPrior::StandardNormal,
+            n,
+            d,
+            &mut rng,
+            &Device::Cpu,
+        )
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+    }
+
     fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
         a.iter().zip(b).all(|(x, y)| (x - y).abs() < tol)
     }
@@ -562,19 +577,7 @@ mod tests {
     #[test]
     fn jacobi_eigenvectors_satisfy_av_equals_lambda_v_and_are_orthonormal() {
         let n = 7;
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let b: Vec<Vec<f64>> = sample_latents(
-            crate::models::LatentPrior::StandardNormal,
-            n,
-            n,
-            &mut rng,
-            &Device::Cpu,
-        )
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec2()
-        .unwrap();
+        let b: Vec<Vec<f64>> = gaussian(n, n, 3).to_vec2().unwrap();
         let a: Vec<f64> = (0..n)
             .flat_map(|i| {
                 let b = &b;
@@ -620,17 +623,7 @@ mod tests {
     fn principal_axes_of_an_anisotropic_cloud_are_its_axes_with_their_variances() {
         // Gaussian codes scaled by (3, 1, 2) along three orthonormal axes of R^4.
         let n = 20_000;
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let g = sample_latents(
-            crate::models::LatentPrior::StandardNormal,
-            n,
-            3,
-            &mut rng,
-            &Device::Cpu,
-        )
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap();
+        let g = gaussian(n, 3, 7);
         let s = 0.5;
         let basis = Tensor::new(
             &[
@@ -664,17 +657,7 @@ mod tests {
         // Sampling noise (the codes' sample correlations, ~1/√n) tilts the answer by a few
         // hundredths.
         let n = 20_000;
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let z = sample_latents(
-            crate::models::LatentPrior::StandardNormal,
-            n,
-            3,
-            &mut rng,
-            &Device::Cpu,
-        )
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap();
+        let z = gaussian(n, 3, 11);
         let w = Tensor::new(
             &[
                 [2.0f64, 0., 0., 0., 0.],
