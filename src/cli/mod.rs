@@ -13,6 +13,8 @@ mod train;
 
 pub use crate::app::AppArgs;
 use crate::models::GeneratorKind;
+use crate::train::factors::defaults as F;
+use crate::train::generator::defaults as G;
 use crate::train::potentials::defaults as D;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -112,31 +114,31 @@ pub struct TrainGeneratorArgs {
     #[arg(long, default_value = "vae", value_parser = parse_kind)]
     pub kind: GeneratorKind,
     /// Latent size.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = G::LATENT)]
     pub latent: usize,
     /// Width of the first convolution (default: 32 for a VAE, 64 for a GAN).
     #[arg(long)]
     pub base: Option<usize>,
     /// Total iterations (an interrupted run continues up to this).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = G::ITERS)]
     pub iters: u64,
     /// Images per batch.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = G::BATCH_SIZE)]
     pub batch_size: usize,
     /// Learning rate (default: 1e-3 VAE, 2e-4 GAN).
     #[arg(long)]
     pub lr: Option<f64>,
     /// Weight of the KL term (VAE).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = G::BETA)]
     pub beta: f64,
     /// Iterations over which the KL weight rises from 0 to --beta (0: no warm-up).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = G::KL_WARMUP)]
     pub kl_warmup: u64,
     /// Random seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = G::SEED)]
     pub seed: u64,
     /// Iterations between checkpoints.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = G::CHECKPOINT_EVERY)]
     pub checkpoint_every: u64,
     /// Start over, replacing a run or model in --out.
     #[arg(long)]
@@ -495,19 +497,19 @@ pub struct TrainFactorsArgs {
     #[arg(long)]
     pub dataset: String,
     /// Total iterations (an interrupted run continues up to this).
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = F::ITERS)]
     pub iters: u64,
     /// Images per batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = F::BATCH_SIZE)]
     pub batch_size: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = F::LR)]
     pub lr: f64,
     /// Random seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = F::SEED)]
     pub seed: u64,
     /// Iterations between checkpoints.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = F::CHECKPOINT_EVERY)]
     pub checkpoint_every: u64,
     /// Start over, replacing a run or regressor in the output folder.
     #[arg(long)]

@@ -57,17 +57,32 @@ pub struct FactorTrainConfig {
     pub restart: bool,
 }
 
+/// The regressor training defaults, defined once: `train-factors`' flags and
+/// [`FactorTrainConfig::new`] read them here.
+pub mod defaults {
+    /// Total iterations.
+    pub const ITERS: u64 = 3000;
+    /// Images per batch.
+    pub const BATCH_SIZE: usize = 32;
+    /// Adam learning rate.
+    pub const LR: f64 = 1e-3;
+    /// Random seed.
+    pub const SEED: u64 = 0;
+    /// Iterations between checkpoints.
+    pub const CHECKPOINT_EVERY: u64 = 500;
+}
+
 impl FactorTrainConfig {
     /// Defaults: 3,000 iterations of 32 images.
     pub fn new(dataset: &str, out: PathBuf) -> Self {
         Self {
             dataset: dataset.to_string(),
-            iters: 3000,
-            batch_size: 32,
-            lr: 1e-3,
+            iters: defaults::ITERS,
+            batch_size: defaults::BATCH_SIZE,
+            lr: defaults::LR,
             hidden: 256,
-            seed: 0,
-            checkpoint_every: 500,
+            seed: defaults::SEED,
+            checkpoint_every: defaults::CHECKPOINT_EVERY,
             log_every: 10,
             out,
             command: String::new(),

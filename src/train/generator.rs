@@ -27,6 +27,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The generator training defaults, defined once: `train-generator`'s flags and
+/// [`GeneratorTrainConfig::new`] read them here.
+pub mod defaults {
+    /// Latent size.
+    pub const LATENT: usize = 10;
+    /// Total iterations.
+    pub const ITERS: u64 = 5000;
+    /// Images per batch.
+    pub const BATCH_SIZE: usize = 64;
+    /// Weight of the KL term (VAE).
+    pub const BETA: f64 = 1.0;
+    /// Iterations of the KL warm-up (0: none).
+    pub const KL_WARMUP: u64 = 0;
+    /// Random seed.
+    pub const SEED: u64 = 0;
+    /// Iterations between checkpoints.
+    pub const CHECKPOINT_EVERY: u64 = 250;
+}
+
 /// Settings of a generator training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorTrainConfig {
@@ -73,15 +92,15 @@ impl GeneratorTrainConfig {
         Self {
             dataset: dataset.into(),
             kind,
-            latent: 10,
+            latent: defaults::LATENT,
             base: None,
-            iters: 5000,
-            batch_size: 64,
+            iters: defaults::ITERS,
+            batch_size: defaults::BATCH_SIZE,
             lr: None,
-            beta: 1.0,
-            kl_warmup: 0,
-            seed: 0,
-            checkpoint_every: 250,
+            beta: defaults::BETA,
+            kl_warmup: defaults::KL_WARMUP,
+            seed: defaults::SEED,
+            checkpoint_every: defaults::CHECKPOINT_EVERY,
             log_every: 10,
             out,
             command: String::new(),
