@@ -148,18 +148,24 @@ fn sliders_superpose_switch_and_snapshot() {
     assert_eq!(h.state().playback, held);
 }
 
+/// The app on `dir`, ready for the training panel: new sets go into the model folder
+/// (by default they go to the user's data folder; tests keep their own), and the first
+/// frame is in — it adds a line to the side panel, which would renumber the widgets after
+/// it between a query and a click.
+fn panel_harness(dir: &Path) -> Harness<'static, App> {
+    let mut h = harness(dir);
+    h.state_mut().train_in_model_folder(true);
+    step_until(&mut h, "the model and its first frame", |a| {
+        a.model_dir.is_some() && a.frame.is_some()
+    });
+    h
+}
+
 #[test]
 fn training_panel_gains_points_and_cancels() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::generator_copy(tmp.path());
-    let mut h = harness(&dir);
-    // By default new sets go to the user's data folder; this test keeps its own.
-    h.state_mut().train_in_model_folder(true);
-    // Wait for the first frame too: it adds a line to the side panel, which would renumber
-    // the widgets after it between the query and the click.
-    step_until(&mut h, "the model and its first frame", |a| {
-        a.model_dir.is_some() && a.frame.is_some()
-    });
+    let mut h = panel_harness(&dir);
     h.get_by_label("Start training").click_accesskit();
     step_until(&mut h, "loss points", |a| a.training_history_len() >= 2);
     // The diversity heat map: a K×K symmetric matrix of cosines with a unit diagonal.
@@ -208,11 +214,7 @@ fn training_panel_gains_points_and_cancels() {
 fn the_training_panel_fits_closed_form_directions_that_appear_as_methods() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::generator_copy(tmp.path());
-    let mut h = harness(&dir);
-    h.state_mut().train_in_model_folder(true);
-    step_until(&mut h, "the model and its first frame", |a| {
-        a.model_dir.is_some() && a.frame.is_some()
-    });
+    let mut h = panel_harness(&dir);
     h.get_by_label("Fit SeFa").click_accesskit();
     step_until(&mut h, "the SeFa set", |a| {
         a.methods.iter().any(|m| m.method == "sefa")
