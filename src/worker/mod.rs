@@ -60,13 +60,6 @@ pub enum Command {
         /// The file.
         path: PathBuf,
     },
-    /// Use this wgpu device (eframe's) for the landscape shader.
-    UseGpu(
-        Box<(
-            eframe::egui_wgpu::wgpu::Device,
-            eframe::egui_wgpu::wgpu::Queue,
-        )>,
-    ),
     /// Evaluate the potential landscape around the current traversal.
     Landscape(LandscapeRequest),
     /// Stop the thread.
@@ -271,12 +264,6 @@ impl State {
                         source,
                         path,
                     } => self.save_code(latent, source, path),
-                    Command::UseGpu(pair) => {
-                        let (device, queue) = *pair;
-                        // A device without compute shaders: the CPU landscape.
-                        self.gpu = crate::landscape::GpuLandscape::new(device, queue).ok();
-                        self.gpu_tried = true;
-                    }
                     Command::Landscape(req) if Some(i) == newest_landscape => self.landscape(&req),
                     Command::Landscape(_) => {}
                     Command::RenameDirections { dir, names } => {
@@ -337,7 +324,8 @@ impl State {
             .and_then(|m| m.methods.get(req.render.method))
             .is_some_and(|(info, _)| info.has_potentials);
         if !self.gpu_tried && has_potentials {
-            // Without eframe's device (tests, benchmarks) try a headless one once.
+            // The worker's own headless device, tried once (sharing eframe's queue let a slow
+            // dispatch hold up window frames).
             self.gpu_tried = true;
             self.gpu = crate::landscape::GpuLandscape::headless().ok();
         }
