@@ -211,6 +211,38 @@ fn training_panel_gains_points_and_cancels() {
 }
 
 #[test]
+fn the_training_panel_trains_warpedspace_paths_that_become_sliders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::generator_copy(tmp.path());
+    let mut h = panel_harness(&dir);
+    h.get_by_label("WarpedSpace").click_accesskit();
+    h.step();
+    // WarpedSpace's own settings replace the PDE weights.
+    h.get_by_label("dipoles");
+    assert!(h.query_by_label("w_f").is_none());
+    h.get_by_label("Start training").click_accesskit();
+    step_until(&mut h, "loss points", |a| a.training_history_len() >= 2);
+    let m = h.state().training_cosines().expect("cosines are logged");
+    assert_eq!(m.len(), 6, "the panel trains K = 6 paths");
+    h.get_by_label("Cancel").click_accesskit();
+    step_until(&mut h, "the cancel", |a| a.status.contains("cancelled"));
+    step_until(&mut h, "the new paths", |a| {
+        a.methods.iter().any(|m| m.method == "warped")
+    });
+    let warped = h.state().methods[0].clone();
+    assert!(warped.dir.ends_with("warped-new"), "{:?}", warped.dir);
+    assert_eq!(warped.names[0], "path 0");
+    assert!(!warped.has_potentials);
+    // Its sliders move the picture.
+    h.state_mut().state.sliders[0] = 2.0;
+    let g = generation(h.state());
+    step_until(&mut h, "a frame along path 0", |a| generation(a) > g);
+    let frame = h.state().frame.as_ref().unwrap();
+    assert_eq!(frame.records.len(), 3);
+    assert!(frame.records[2].get("u").is_some());
+}
+
+#[test]
 fn the_training_panel_fits_closed_form_directions_that_appear_as_methods() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::generator_copy(tmp.path());

@@ -240,7 +240,9 @@ fn training_reports_progress_and_cancels_keeping_a_checkpoint() {
     cfg.time_dim = 4;
     cfg.log_every = 1;
     cfg.checkpoint_every = 2;
-    w.send(Command::Train(Box::new(cfg)));
+    w.send(Command::Train(Box::new(
+        latentflow::train::TrainJob::Potentials(cfg),
+    )));
     let mut logged = 0;
     wait_for(&w, |e| match e {
         Event::Training(latentflow::train::Progress::Iteration { losses, .. }) => {

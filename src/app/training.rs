@@ -3,18 +3,52 @@
 
 use crate::methods::closed_form::{self, DirectionMethod, FitConfig};
 use crate::train::Progress;
+use crate::train::TrainJob;
 use crate::train::potentials::{
     LossWeights, PotentialTrainConfig, cosine_matrix, defaults, is_diagnostic,
 };
+use crate::train::warped::{WarpedTrainConfig, defaults as warped_defaults};
 use crate::worker::{Command, TrainingEnd};
 use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 use std::path::Path;
 use std::time::Instant;
 
+/// The methods the panel trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainMethod {
+    /// Wave-equation potentials.
+    Pde,
+    /// The linear baseline.
+    Linear,
+    /// WarpedSpace's RBF paths.
+    Warped,
+}
+
+impl TrainMethod {
+    /// The learning rate of a new run of this method.
+    fn default_lr(self) -> f64 {
+        match self {
+            TrainMethod::Pde | TrainMethod::Linear => defaults::LR,
+            TrainMethod::Warped => warped_defaults::LR,
+        }
+    }
+
+    /// The folder a new set of this method goes to unless the user names another.
+    fn default_folder(self) -> &'static str {
+        match self {
+            TrainMethod::Pde | TrainMethod::Linear => "potentials-new",
+            TrainMethod::Warped => "warped-new",
+        }
+    }
+}
+
 /// State of the training panel.
 pub struct TrainingPanel {
-    linear: bool,
+    method: TrainMethod,
+    /// WarpedSpace: dipoles per path and the shift penalty's weight.
+    dipoles: usize,
+    w_shift: f64,
     k: usize,
     steps: usize,
     iters: u64,
@@ -41,7 +75,9 @@ pub struct TrainingPanel {
 impl Default for TrainingPanel {
     fn default() -> Self {
         Self {
-            linear: false,
+            method: TrainMethod::Pde,
+            dipoles: warped_defaults::DIPOLES,
+            w_shift: warped_defaults::W_SHIFT,
             k: defaults::PANEL_K,
             steps: defaults::STEPS,
             iters: defaults::PANEL_ITERS,
@@ -127,10 +163,7 @@ impl TrainingPanel {
             TrainingEnd::Saved(dir) => {
                 self.ended = Some("finished");
                 self.message = format!("saved {}", dir.display());
-                Ok(format!(
-                    "training finished; potentials saved in {}",
-                    dir.display()
-                ))
+                Ok(format!("training finished; saved in {}", dir.display()))
             }
             TrainingEnd::Cancelled(what) => {
                 self.ended = Some("cancelled");
@@ -172,19 +205,40 @@ impl TrainingPanel {
     /// Draws the panel; returns a command for the worker when a button was pressed.
     pub fn ui(&mut self, ui: &mut egui::Ui, model_dir: Option<&Path>) -> Option<Command> {
         let mut command = None;
-        ui.heading("Train potentials");
+        ui.heading("Train a method");
         ui.add_enabled_ui(!self.running, |ui| {
             ui.horizontal(|ui| {
-                ui.radio_value(&mut self.linear, false, "PDE")
+                let before = self.method;
+                ui.radio_value(&mut self.method, TrainMethod::Pde, "PDE")
                     .on_hover_text("Wave-equation potentials (the paper's method)");
-                ui.radio_value(&mut self.linear, true, "Linear")
+                ui.radio_value(&mut self.method, TrainMethod::Linear, "Linear")
                     .on_hover_text("Constant directions (the baseline)");
+                ui.radio_value(&mut self.method, TrainMethod::Warped, "WarpedSpace")
+                    .on_hover_text(
+                        "Curved paths: each the normalised gradient of a sum of RBFs, trained \
+                         with a reconstructor that tells the paths and the shifts apart",
+                    );
+                // Settings still at the old method's defaults follow the new method.
+                if self.method != before && self.folder.trim() == before.default_folder() {
+                    self.folder = self.method.default_folder().into();
+                }
+                if self.method != before && self.lr == before.default_lr() {
+                    self.lr = self.method.default_lr();
+                }
+            });
+            ui.horizontal(|ui| {
                 ui.label("K");
                 ui.add(egui::DragValue::new(&mut self.k).range(1..=32))
-                    .on_hover_text("Number of potentials");
-                ui.label("T");
-                ui.add(egui::DragValue::new(&mut self.steps).range(1..=50))
-                    .on_hover_text("Steps per traversal");
+                    .on_hover_text("Number of potentials (paths)");
+                if self.method == TrainMethod::Warped {
+                    ui.label("dipoles");
+                    ui.add(egui::DragValue::new(&mut self.dipoles).range(1..=64))
+                        .on_hover_text("Antipodal pairs of support vectors per path");
+                } else {
+                    ui.label("T");
+                    ui.add(egui::DragValue::new(&mut self.steps).range(1..=50))
+                        .on_hover_text("Steps per traversal");
+                }
             });
             ui.horizontal(|ui| {
                 ui.label("iterations");
@@ -201,6 +255,17 @@ impl TrainingPanel {
                 )
                 .on_hover_text("Adam learning rate");
             });
+            if self.method == TrainMethod::Warped {
+                ui.horizontal(|ui| {
+                    ui.label("w_shift");
+                    ui.add(
+                        egui::DragValue::new(&mut self.w_shift)
+                            .speed(0.01)
+                            .range(0.0..=100.0),
+                    )
+                    .on_hover_text("Weight of the shift penalty |predicted shift - shift|");
+                });
+            } else {
             ui.horizontal(|ui| {
                 let w = &mut self.weights;
                 for (name, v, tip) in [
@@ -225,6 +290,7 @@ impl TrainingPanel {
             });
             ui.checkbox(&mut self.log_jacobian, "log L_J")
                 .on_hover_text("L_J = -log |J_G grad u|^2 instead of -|J_G grad u|^2 (keeps the gradients from collapsing)");
+            }
             ui.horizontal(|ui| {
                 ui.label("folder");
                 ui.text_edit_singleline(&mut self.folder)
@@ -280,29 +346,15 @@ impl TrainingPanel {
                 let parent = self.destination(dir);
                 if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
                     self.message = "the folder must be a plain name".into();
+                } else if self.method == TrainMethod::Warped && self.k < 2 {
+                    self.message = "WarpedSpace needs K of at least 2 paths".into();
                 } else if let Some(parent) = parent {
-                    let mut cfg = PotentialTrainConfig::new(dir.to_path_buf(), parent.join(&name));
-                    cfg.kind = if self.linear {
-                        crate::models::potential::PotentialKind::Linear
-                    } else {
-                        crate::models::potential::PotentialKind::Pde
-                    };
-                    cfg.k = self.k;
-                    cfg.steps = self.steps;
-                    cfg.iters = self.iters;
-                    cfg.batch_size = self.batch;
-                    cfg.lr = self.lr;
-                    cfg.weights = self.weights;
-                    cfg.log_jacobian = self.log_jacobian;
-                    cfg.checkpoint_every = defaults::PANEL_CHECKPOINT_EVERY;
-                    cfg.log_every = defaults::PANEL_LOG_EVERY;
-                    cfg.command =
-                        format!("latentflow app (training panel), out {}", cfg.out.display());
+                    let job = self.job(dir, parent.join(&name));
                     self.history.clear();
                     self.running = true;
                     self.ended = None;
                     self.message = "starting…".into();
-                    command = Some(Command::Train(Box::new(cfg)));
+                    command = Some(Command::Train(Box::new(job)));
                 } else {
                     self.message = "no data folder is known (HOME and LATENTFLOW_DATA_DIR are \
                                     not set): tick \"in the model folder\""
@@ -380,7 +432,7 @@ impl TrainingPanel {
                 .1
                 .iter()
                 .map(|(n, _)| n.as_str())
-                .filter(|n| *n != "wave_speed" && !is_diagnostic(n))
+                .filter(|n| !["wave_speed", "gamma"].contains(n) && !is_diagnostic(n))
                 .collect();
             Plot::new("loss-plot")
                 .height(150.0)
@@ -418,6 +470,41 @@ impl TrainingPanel {
             cosine_heat_map(ui, &m);
         }
         command
+    }
+
+    /// The job the panel's settings describe, training on the model in `dir` into `out`.
+    fn job(&self, dir: &Path, out: std::path::PathBuf) -> TrainJob {
+        let command = format!("latentflow app (training panel), out {}", out.display());
+        if self.method == TrainMethod::Warped {
+            let mut cfg = WarpedTrainConfig::new(dir.to_path_buf(), out);
+            cfg.k = self.k;
+            cfg.dipoles = self.dipoles;
+            cfg.iters = self.iters;
+            cfg.batch_size = self.batch;
+            cfg.lr = self.lr;
+            cfg.w_shift = self.w_shift;
+            cfg.checkpoint_every = defaults::PANEL_CHECKPOINT_EVERY;
+            cfg.log_every = defaults::PANEL_LOG_EVERY;
+            cfg.command = command;
+            return TrainJob::Warped(cfg);
+        }
+        let mut cfg = PotentialTrainConfig::new(dir.to_path_buf(), out);
+        cfg.kind = if self.method == TrainMethod::Linear {
+            crate::models::potential::PotentialKind::Linear
+        } else {
+            crate::models::potential::PotentialKind::Pde
+        };
+        cfg.k = self.k;
+        cfg.steps = self.steps;
+        cfg.iters = self.iters;
+        cfg.batch_size = self.batch;
+        cfg.lr = self.lr;
+        cfg.weights = self.weights;
+        cfg.log_jacobian = self.log_jacobian;
+        cfg.checkpoint_every = defaults::PANEL_CHECKPOINT_EVERY;
+        cfg.log_every = defaults::PANEL_LOG_EVERY;
+        cfg.command = command;
+        TrainJob::Potentials(cfg)
     }
 
     /// The newest K×K cosine matrix in the history (see

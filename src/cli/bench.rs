@@ -127,7 +127,9 @@ pub fn app(args: super::BenchAppArgs) -> Result<()> {
         cfg.iters = 1_000_000;
         cfg.log_every = 5;
         cfg.checkpoint_every = 1_000_000;
-        app.send_command(crate::worker::Command::Train(Box::new(cfg)));
+        app.send_command(crate::worker::Command::Train(Box::new(
+            crate::train::TrainJob::Potentials(cfg),
+        )));
         while app.training_history_len() == 0 {
             if Instant::now() > deadline {
                 anyhow::bail!(

@@ -10,12 +10,14 @@ mod import;
 mod potentials;
 mod sample;
 mod train;
+mod warped;
 
 pub use crate::app::AppArgs;
 use crate::models::GeneratorKind;
 use crate::train::factors::defaults as F;
 use crate::train::generator::defaults as G;
 use crate::train::potentials::defaults as D;
+use crate::train::warped::defaults as W;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -45,6 +47,9 @@ pub enum Command {
     ImportPth(ImportPthArgs),
     /// Train potentials (PDE traversal or the linear baseline) on a frozen generator.
     TrainPotentials(TrainPotentialsArgs),
+    /// Train WarpedSpace's curved paths (sums of RBFs whose normalised gradients are the
+    /// steps) on a frozen generator; resumes an interrupted run.
+    TrainWarped(TrainWarpedArgs),
     /// Train a factor regressor (reads a procedural dataset's factors off an image) for
     /// `eval factors`.
     TrainFactors(TrainFactorsArgs),
@@ -490,6 +495,56 @@ pub struct FitDirectionsArgs {
     pub force: bool,
 }
 
+/// Arguments of `train-warped`.
+#[derive(Debug, Args)]
+pub struct TrainWarpedArgs {
+    /// The generator folder (kept frozen).
+    #[arg(long)]
+    pub generator: PathBuf,
+    /// Number of paths K (at least 2).
+    #[arg(long, default_value_t = W::K)]
+    pub k: usize,
+    /// Dipoles (antipodal pairs of support vectors) per path.
+    #[arg(long, default_value_t = W::DIPOLES)]
+    pub dipoles: usize,
+    /// Total iterations.
+    #[arg(long, default_value_t = W::ITERS)]
+    pub iters: u64,
+    /// Latent codes per batch.
+    #[arg(long, default_value_t = W::BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Adam learning rate of the support vectors and γ.
+    #[arg(long, default_value_t = W::LR)]
+    pub lr: f64,
+    /// Adam learning rate of the reconstructor.
+    #[arg(long, default_value_t = W::RECONSTRUCTOR_LR)]
+    pub reconstructor_lr: f64,
+    /// Smallest training shift |ε| (latent units).
+    #[arg(long, default_value_t = W::MIN_SHIFT)]
+    pub min_shift: f64,
+    /// Largest training shift |ε|.
+    #[arg(long, default_value_t = W::MAX_SHIFT)]
+    pub max_shift: f64,
+    /// Weight λ of the shift penalty |ε̂ − ε|.
+    #[arg(long, default_value_t = W::W_SHIFT)]
+    pub w_shift: f64,
+    /// Length of one traversal step of the trained set.
+    #[arg(long, default_value_t = W::STEP)]
+    pub step: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = W::SEED)]
+    pub seed: u64,
+    /// Iterations between checkpoints.
+    #[arg(long, default_value_t = W::CHECKPOINT_EVERY)]
+    pub checkpoint_every: u64,
+    /// Output folder (default: GENERATOR/warped).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Start over even if the output folder holds a run or a trained set.
+    #[arg(long)]
+    pub restart: bool,
+}
+
 /// Arguments of `train-factors`.
 #[derive(Debug, Args)]
 pub struct TrainFactorsArgs {
@@ -795,6 +850,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(EvalCommand::Quality(args))) => eval::quality(args),
         Some(Command::Eval(EvalCommand::Factors(args))) => eval::factors(args),
         Some(Command::TrainFactors(args)) => train::train_factors(args),
+        Some(Command::TrainWarped(args)) => warped::train_warped(args),
         Some(Command::FitDirections(args)) => directions::fit_directions(args),
     }
 }

@@ -6,9 +6,11 @@ pub mod closed_form;
 pub mod directions;
 pub mod dplase;
 pub mod potential_flow;
+pub mod warped;
 
 pub use directions::Directions;
 pub use potential_flow::PotentialFlow;
+pub use warped::WarpedFlow;
 
 use crate::limits::{self, MAX_STEP_SCALE, MAX_STEPS};
 use crate::{Error, Result};
@@ -214,7 +216,8 @@ impl PathSpec {
 
 /// Names of the method-specific series a [`StepRecord`] may carry.
 pub mod series {
-    /// u(z_t, t) (potential flows; for a superposition the weighted sum U = Σ_k w_k u^k).
+    /// u(z_t, t) (potential flows; for a superposition the weighted sum U = Σ_k w_k u^k;
+    /// WarpedSpace: its warping function f).
     pub const U: &str = "u";
     /// ‖∇_z u‖.
     pub const GRAD_NORM: &str = "grad_norm";
@@ -403,8 +406,8 @@ pub trait Traversal: Send + Sync {
 }
 
 /// Opens the traversal method stored in `dir` for `generator`, chosen by its manifest's
-/// model: a potential set (`potentials`: PDE or linear) or a direction set (`directions`:
-/// SeFa, GANSpace). Every consumer (app, worker, CLI, evaluation, export) opens methods
+/// model: a potential set (`potentials`: PDE or linear), a direction set (`directions`:
+/// SeFa, GANSpace, DP-LaSE) or a WarpedSpace set (`warped`). Every consumer (app, worker, CLI, evaluation, export) opens methods
 /// only through here.
 pub fn open(
     dir: &std::path::Path,
@@ -418,6 +421,9 @@ pub fn open(
         )),
         crate::store::directions::MODEL => Box::new(Directions::new(
             crate::store::load_directions(dir, generator, device)?,
+        )),
+        crate::store::warped::MODEL => Box::new(WarpedFlow::new(
+            crate::store::load_warped(dir, generator, device)?.warps,
         )),
         other => {
             return Err(Error::checkpoint(

@@ -8,6 +8,7 @@ pub mod gan;
 pub mod images;
 pub mod potential;
 pub mod vae;
+pub mod warped;
 
 pub use config::{GeneratorConfig, GeneratorKind, LatentPrior};
 pub use gan::{Discriminator, Gan};

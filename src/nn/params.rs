@@ -195,6 +195,18 @@ impl Params {
         Ok(self.param(var))
     }
 
+    /// A parameter initialised by `init`, which gets the store's seeded generator and the
+    /// number of values (for a structured start, such as WarpedSpace's antipodal pairs).
+    pub fn custom(
+        &self,
+        name: &str,
+        shape: impl Into<Shape>,
+        init: impl FnOnce(&mut ChaCha8Rng, usize) -> Vec<f32>,
+    ) -> Result<Tensor> {
+        let var = self.get(name, shape.into(), false, init)?;
+        Ok(self.param(var))
+    }
+
     /// A parameter initialised to a constant.
     pub fn constant(&self, name: &str, shape: impl Into<Shape>, value: f64) -> Result<Tensor> {
         let var = self.get(name, shape.into(), false, |_, n| vec![value as f32; n])?;

@@ -19,6 +19,7 @@ pub mod potentials;
 pub mod pth;
 pub mod tensors;
 pub mod user;
+pub mod warped;
 
 pub use directions::{LoadedDirections, load_directions, save_directions};
 pub use generator::{LoadedGenerator, load_generator, save_checkpoint};
@@ -26,6 +27,7 @@ pub use manifest::{FORMAT_VERSION, Manifest, TensorInfo};
 pub use methods::{default_method, find_methods, rename_directions};
 pub use potentials::{LoadedPotentials, load_potentials};
 pub use tensors::{load_safetensors, save_safetensors};
+pub use warped::{LoadedWarped, load_warped};
 
 /// File name of the manifest inside a checkpoint folder.
 pub const MANIFEST_FILE: &str = "manifest.json";

@@ -9,7 +9,9 @@ pub mod generator;
 pub mod job;
 pub mod losses;
 pub mod potentials;
+pub mod sets;
 pub mod state;
+pub mod warped;
 
 pub use generator::{GeneratorTrainConfig, TrainSummary, train_generator};
 
@@ -45,6 +47,49 @@ impl CancelToken {
     pub fn wait_while_paused(&self) {
         while self.is_paused() && !self.is_cancelled() {
             std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// A training job the app's panel (through the worker) can start: one per trainable
+/// traversal method.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainJob {
+    /// PDE potentials or the linear baseline.
+    Potentials(potentials::PotentialTrainConfig),
+    /// WarpedSpace's paths.
+    Warped(warped::WarpedTrainConfig),
+}
+
+impl TrainJob {
+    /// The folder the job writes.
+    pub fn out(&self) -> &std::path::Path {
+        match self {
+            TrainJob::Potentials(c) => &c.out,
+            TrainJob::Warped(c) => &c.out,
+        }
+    }
+
+    /// Trains on the generator in `dir` (the one loaded in the app).
+    pub fn set_generator(&mut self, dir: std::path::PathBuf) {
+        match self {
+            TrainJob::Potentials(c) => c.generator = dir,
+            TrainJob::Warped(c) => c.generator = dir,
+        }
+    }
+
+    /// Runs the job to its end (or a cancel), reporting progress.
+    pub fn run(
+        &self,
+        device: &candle_core::Device,
+        cancel: &CancelToken,
+        progress: &mut dyn FnMut(Progress),
+    ) -> crate::Result<()> {
+        match self {
+            TrainJob::Potentials(c) => {
+                potentials::train_potentials(c, device, cancel, progress).map(|_| ())
+            }
+            TrainJob::Warped(c) => warped::train_warped(c, device, cancel, progress).map(|_| ()),
         }
     }
 }

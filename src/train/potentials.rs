@@ -20,17 +20,15 @@
 //! together. A negative step (z_{t+1} = z_t − ∇u, the reflection of the forward step about
 //! z_t) keeps the same label, so a potential has to mean the same thing both ways.
 
+use super::sets::{self, DIVERSITY_EVERY, diversity_values};
 use super::state::{LogRow, STATE_FILE, TrainState, write_log_csv};
 use super::{CancelToken, Progress, job};
-use crate::data::image::grid;
 use crate::limits::{self, MAX_BATCH, MAX_K, MAX_STEP_SCALE, MAX_STEPS, MAX_WIDTH};
-use crate::methods::{PathSpec, PotentialFlow, Traversal};
+use crate::methods::PotentialFlow;
 use crate::models::classifier::{PairClassifier, cross_entropy};
-use crate::models::images::to_images;
 use crate::models::potential::{PotentialConfig, PotentialKind, Potentials};
 use crate::models::{Generator, sample_latents};
 use crate::nn::{Adam, Params};
-use crate::store::manifest::{Manifest, Training};
 use crate::store::{self, LoadedGenerator};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -630,18 +628,6 @@ impl PotentialTrainer {
     }
 }
 
-/// How `out` refers to the generator folder in the manifest: `..` when the potentials
-/// live inside it (the usual layout), else its absolute path (a path relative to the
-/// working directory of the training run would mean nothing later).
-fn generator_reference(cfg: &PotentialTrainConfig) -> String {
-    let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
-    match (cfg.out.parent().and_then(canon), canon(&cfg.generator)) {
-        (Some(parent), Some(g)) if parent == g => "..".into(),
-        (_, Some(g)) => g.display().to_string(),
-        _ => cfg.generator.display().to_string(),
-    }
-}
-
 /// Trains potentials as `cfg` says, resuming a run found in `cfg.out`.
 pub fn train_potentials(
     cfg: &PotentialTrainConfig,
@@ -714,30 +700,12 @@ fn mean_squared_cosine(means: &[Tensor]) -> Result<Tensor> {
 /// Codes walked per iteration by the diversity term on walks.
 const WALK_CODES: usize = 8;
 
-/// Iterations between two measurements of the directions' diversity while training.
-const DIVERSITY_EVERY: u64 = 10;
-
 /// The potential run as [`job::run`] drives it.
 struct PotentialJob<'a> {
     trainer: PotentialTrainer,
     saver: Saver<'a>,
     /// The last diversity measured (see [`PotentialJob::diversity`]).
     diversity: Option<crate::eval::diversity::Diversity>,
-}
-
-/// The logged diagnostics of a diversity measurement: `max_cos`, `cos_i_j` for i < j and
-/// `len_k`; [`is_diagnostic`] tells them (and `c_k`) from the loss terms.
-fn diversity_values(d: &crate::eval::diversity::Diversity) -> Vec<(String, f64)> {
-    let mut values = vec![("max_cos".to_string(), d.max_abs_cosine)];
-    for (i, row) in d.cosines.iter().enumerate() {
-        for (j, c) in row.iter().enumerate().skip(i + 1) {
-            values.push((format!("cos_{i}_{j}"), *c));
-        }
-    }
-    for (k, l) in d.path_length.iter().enumerate() {
-        values.push((format!("len_{k}"), *l));
-    }
-    values
 }
 
 /// Whether a logged name is a per-potential or per-pair diagnostic (`cos_i_j`, `len_k`,
@@ -776,24 +744,18 @@ pub fn cosine_matrix(values: &[(String, f64)]) -> Option<Vec<Vec<f64>>> {
 }
 
 impl PotentialJob<'_> {
-    /// The cosines between the K potentials' mean displacements z_T − z_0 from 16 fixed
-    /// codes and their path lengths ([`crate::eval::diversity`]): a |cos| near 1 when two
-    /// potentials collapsed onto one axis.
+    /// The cosines between the K potentials' mean displacements and their path lengths
+    /// (see [`sets::measure_diversity`]): a |cos| near 1 when two potentials collapsed
+    /// onto one axis.
     fn diversity(&self) -> Result<crate::eval::diversity::Diversity> {
-        let cfg = self.saver.cfg;
-        let flow = crate::methods::PotentialFlow::new(self.trainer.potentials().clone());
-        let d = crate::eval::diversity::diversity(
+        let flow = PotentialFlow::new(self.trainer.potentials().clone());
+        sets::measure_diversity(
             &flow,
-            self.saver.generator.config.prior,
-            &crate::eval::diversity::DiversityConfig {
-                codes: 16,
-                steps: cfg.steps,
-                seed: cfg.seed ^ 0xd1,
-                scale: 1.0,
-            },
+            self.saver.generator,
+            self.saver.cfg.steps,
+            self.saver.cfg.seed,
             self.saver.strip_z.device(),
-        )?;
-        Ok(d)
+        )
     }
 }
 
@@ -860,43 +822,32 @@ impl Saver<'_> {
         }
         .save(&out.join(STATE_FILE))?;
 
-        let mut manifest = Manifest::new(
-            "potentials",
-            serde_json::to_value(self.arch).map_err(|e| Error::config(e.to_string()))?,
-        );
-        manifest.dataset = self.generator.manifest.dataset.clone();
-        manifest.generator = Some(generator_reference(self.cfg));
-        manifest.generator_digest = Some(self.generator.digest.clone());
-        let mut settings = BTreeMap::new();
-        let fp = self.cfg.fingerprint();
-        if let Some(m) = fp.as_object() {
-            for (key, value) in m {
-                settings.insert(key.clone(), value.clone());
-            }
-        }
-        manifest.training = Some(Training {
-            command: self.cfg.command.clone(),
+        let settings = self.cfg.fingerprint();
+        let record = sets::SetRecord {
+            generator_dir: &self.cfg.generator,
+            generator: self.generator,
+            out,
+            command: &self.cfg.command,
             seed: self.cfg.seed,
-            iterations: iteration,
-            elapsed_s: elapsed,
-            settings,
-        });
-        manifest.metrics = log
-            .last()
-            .map(|r| r.values.iter().cloned().collect())
-            .unwrap_or_default();
-        let tensors = trainer.pot_params.tensors()?;
-        store::save_checkpoint(out, &mut manifest, &tensors)?;
-
+            settings: &settings,
+        };
+        let mut manifest = sets::set_manifest(
+            "potentials",
+            sets::architecture_json(self.arch)?,
+            &record,
+            iteration,
+            elapsed,
+            log,
+        );
+        store::save_checkpoint(out, &mut manifest, &trainer.pot_params.tensors()?)?;
         let flow = PotentialFlow::new(trainer.potentials.clone());
-        let mut frames = Vec::new();
-        for k in 0..self.arch.k {
-            let path = flow.path(self.strip_z, &PathSpec::single(k, self.cfg.steps))?;
-            for z in &path.z {
-                frames.extend(to_images(&self.generator.model.decode(z)?)?);
-            }
-        }
-        grid(&frames, self.cfg.steps + 1, 2)?.save_png(&out.join("strips.png"))?;
+        sets::save_strips(
+            &flow,
+            self.generator,
+            self.strip_z,
+            self.cfg.steps,
+            &out.join("strips.png"),
+        )?;
         write_log_csv(&out.join("loss.csv"), log)
     }
 }

@@ -14,8 +14,7 @@ use crate::session::{
     RenderRequest, describe, encode_file, export_gif, landscape, load_model, render,
 };
 
-use crate::train::potentials::{PotentialTrainConfig, train_potentials};
-use crate::train::{CancelToken, Progress};
+use crate::train::{CancelToken, Progress, TrainJob};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,8 +27,8 @@ pub enum Command {
     LoadModel(PathBuf),
     /// Render the traversal the request describes.
     Render(RenderRequest),
-    /// Start training potentials on the loaded generator.
-    Train(Box<PotentialTrainConfig>),
+    /// Start training a method (potentials, WarpedSpace) on the loaded generator.
+    Train(Box<TrainJob>),
     /// Cancel the training job (it keeps its last checkpoint).
     CancelTraining,
     /// Pause (true) or resume (false) the training job.
@@ -339,7 +338,7 @@ impl State {
         }
     }
 
-    fn start_training(&mut self, mut cfg: PotentialTrainConfig) {
+    fn start_training(&mut self, mut job: TrainJob) {
         if self
             .training
             .as_ref()
@@ -352,7 +351,7 @@ impl State {
             self.send(Event::Error("load a model before training".into()));
             return;
         };
-        cfg.generator = model.generator.dir.clone();
+        job.set_generator(model.generator.dir.clone());
         let cancel = CancelToken::new();
         let (token, tx, notify, own_tx) = (
             cancel.clone(),
@@ -369,15 +368,16 @@ impl State {
                     let _ = tx.send(e);
                     notify();
                 };
-                let result = train_potentials(&cfg, &device, &token, &mut |p| {
+                let result = job.run(&device, &token, &mut |p| {
                     send(Event::Training(p));
                 });
-                let kept = cfg.out.join(crate::store::MANIFEST_FILE).exists();
+                let out = job.out().to_path_buf();
+                let kept = out.join(crate::store::MANIFEST_FILE).exists();
                 let done = match result {
-                    Ok(_) => TrainingEnd::Saved(cfg.out.clone()),
+                    Ok(()) => TrainingEnd::Saved(out.clone()),
                     Err(crate::Error::Cancelled) if kept => TrainingEnd::Cancelled(format!(
                         "training cancelled; the last checkpoint in {} is kept",
-                        cfg.out.display()
+                        out.display()
                     )),
                     Err(crate::Error::Cancelled) => TrainingEnd::Cancelled(
                         "training cancelled before its first checkpoint; nothing was saved".into(),
@@ -387,7 +387,7 @@ impl State {
                 let wrote = matches!(done, TrainingEnd::Saved(_)) || kept;
                 send(Event::TrainingDone(done));
                 // New (or updated) potentials become sliders: reload the model folder.
-                if wrote && is_listed(&model_dir, &cfg.out) {
+                if wrote && is_listed(&model_dir, &out) {
                     let _ = own_tx.send(Command::LoadModel(model_dir));
                 }
             });

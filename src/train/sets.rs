@@ -1,0 +1,140 @@
+//! What the trainers of traversal methods (potentials, WarpedSpace) share: how a set's
+//! manifest refers to its generator, the manifest itself, the strip picture, and the
+//! diversity diagnostics logged while training.
+
+use super::state::LogRow;
+use crate::data::image::grid;
+use crate::methods::{PathSpec, Traversal};
+use crate::models::Generator;
+use crate::models::images::to_images;
+use crate::store::LoadedGenerator;
+use crate::store::manifest::{Manifest, Training};
+use crate::{Error, Result};
+use candle_core::Tensor;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Iterations between two measurements of the directions' diversity while training.
+pub const DIVERSITY_EVERY: u64 = 10;
+
+/// How a set in `out` refers to the generator folder in its manifest: `..` when the set
+/// lives inside it (the usual layout), else its absolute path (a path relative to the
+/// working directory of the training run would mean nothing later).
+pub fn generator_reference(out: &Path, generator: &Path) -> String {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    match (out.parent().and_then(canon), canon(generator)) {
+        (Some(parent), Some(g)) if parent == g => "..".into(),
+        (_, Some(g)) => g.display().to_string(),
+        _ => generator.display().to_string(),
+    }
+}
+
+/// What a set's manifest records besides its architecture.
+pub struct SetRecord<'a> {
+    /// The generator folder as the training command named it.
+    pub generator_dir: &'a Path,
+    /// The loaded generator (for its digest and dataset).
+    pub generator: &'a LoadedGenerator,
+    /// The set's folder.
+    pub out: &'a Path,
+    /// The command line.
+    pub command: &'a str,
+    /// The seed.
+    pub seed: u64,
+    /// The run's settings (its fingerprint).
+    pub settings: &'a serde_json::Value,
+}
+
+/// The manifest of a trained set of model `model` with `architecture`, after `iteration`
+/// iterations in `elapsed` seconds; its metrics are the last logged values.
+pub fn set_manifest(
+    model: &str,
+    architecture: serde_json::Value,
+    record: &SetRecord,
+    iteration: u64,
+    elapsed: f64,
+    log: &[LogRow],
+) -> Manifest {
+    let mut manifest = Manifest::new(model, architecture);
+    manifest.dataset = record.generator.manifest.dataset.clone();
+    manifest.generator = Some(generator_reference(record.out, record.generator_dir));
+    manifest.generator_digest = Some(record.generator.digest.clone());
+    let settings: BTreeMap<String, serde_json::Value> = record
+        .settings
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    manifest.training = Some(Training {
+        command: record.command.to_string(),
+        seed: record.seed,
+        iterations: iteration,
+        elapsed_s: elapsed,
+        settings,
+    });
+    manifest.metrics = log
+        .last()
+        .map(|r| r.values.iter().cloned().collect())
+        .unwrap_or_default();
+    manifest
+}
+
+/// The architecture as a manifest's JSON.
+pub fn architecture_json(arch: &impl serde::Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(arch).map_err(|e| Error::config(e.to_string()))
+}
+
+/// Writes `strips.png`: one row per direction of `method`, the images of a `steps`-step
+/// walk from `z` (one code).
+pub fn save_strips(
+    method: &dyn Traversal,
+    generator: &LoadedGenerator,
+    z: &Tensor,
+    steps: usize,
+    path: &Path,
+) -> Result<()> {
+    let mut frames = Vec::new();
+    for k in 0..method.directions() {
+        let walk = method.walk(z, &PathSpec::single(k, steps))?;
+        for z in &walk {
+            frames.extend(to_images(&generator.model.decode(z)?)?);
+        }
+    }
+    grid(&frames, steps + 1, 2)?.save_png(path)
+}
+
+/// The logged diagnostics of a diversity measurement: `max_cos`, `cos_i_j` for i < j and
+/// `len_k`; [`super::potentials::is_diagnostic`] tells them (and `c_k`) from the loss terms.
+pub fn diversity_values(d: &crate::eval::diversity::Diversity) -> Vec<(String, f64)> {
+    let mut values = vec![("max_cos".to_string(), d.max_abs_cosine)];
+    for (i, row) in d.cosines.iter().enumerate() {
+        for (j, c) in row.iter().enumerate().skip(i + 1) {
+            values.push((format!("cos_{i}_{j}"), *c));
+        }
+    }
+    for (k, l) in d.path_length.iter().enumerate() {
+        values.push((format!("len_{k}"), *l));
+    }
+    values
+}
+
+/// The cosines between the directions' mean displacements z_T − z_0 from 16 fixed codes
+/// (seeded by `seed`) and their path lengths ([`crate::eval::diversity`]).
+pub fn measure_diversity(
+    method: &dyn Traversal,
+    generator: &LoadedGenerator,
+    steps: usize,
+    seed: u64,
+    device: &candle_core::Device,
+) -> Result<crate::eval::diversity::Diversity> {
+    crate::eval::diversity::diversity(
+        method,
+        generator.config.prior,
+        &crate::eval::diversity::DiversityConfig {
+            codes: 16,
+            steps,
+            seed: seed ^ 0xd1,
+            scale: 1.0,
+        },
+        device,
+    )
+}
