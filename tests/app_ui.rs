@@ -243,6 +243,58 @@ fn the_training_panel_trains_warpedspace_paths_that_become_sliders() {
 }
 
 #[test]
+fn the_training_panel_trains_neuralode_fields_named_after_the_factors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::generator_copy(tmp.path());
+    // A tiny factor regressor beside the model, said to read two factors well (a
+    // two-iteration regressor reads none: the panel edits the well-read ones).
+    let regressor = tmp.path().join("scenes-factors");
+    common::ok(&[
+        "train-factors",
+        "--dataset",
+        "scenes",
+        "--iters",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        common::s(&regressor),
+    ]);
+    let path = regressor.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (name, acc) in m["metrics"].as_object_mut().unwrap() {
+        *acc = serde_json::json!(if ["acc_wall_hue", "acc_scale"].contains(&name.as_str()) {
+            1.0
+        } else {
+            0.1
+        });
+    }
+    std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+    let mut h = panel_harness(&dir);
+    h.get_by_label("NeuralODE").click_accesskit();
+    h.step();
+    h.get_by_label("depth");
+    h.get_by_label("Start training").click_accesskit();
+    step_until(&mut h, "loss points", |a| a.training_history_len() >= 2);
+    h.get_by_label("Cancel").click_accesskit();
+    step_until(&mut h, "the cancel", |a| a.status.contains("cancelled"));
+    step_until(&mut h, "the new fields", |a| {
+        a.methods.iter().any(|m| m.method == "ode")
+    });
+    let ode = h.state().methods[0].clone();
+    assert!(ode.dir.ends_with("ode-new"), "{:?}", ode.dir);
+    assert_eq!(ode.names, vec!["wall_hue".to_string(), "scale".to_string()]);
+    h.state_mut().state.sliders[1] = -1.5;
+    let g = generation(h.state());
+    step_until(&mut h, "a frame along the scale field", |a| {
+        generation(a) > g
+    });
+    let frame = h.state().frame.as_ref().unwrap();
+    assert!(frame.records[1].get("ode_speed").is_some());
+}
+
+#[test]
 fn the_training_panel_fits_closed_form_directions_that_appear_as_methods() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::generator_copy(tmp.path());

@@ -4,6 +4,7 @@
 use crate::methods::closed_form::{self, DirectionMethod, FitConfig};
 use crate::train::Progress;
 use crate::train::TrainJob;
+use crate::train::ode::{OdeTrainConfig, defaults as ode_defaults};
 use crate::train::potentials::{
     LossWeights, PotentialTrainConfig, cosine_matrix, defaults, is_diagnostic,
 };
@@ -23,6 +24,8 @@ pub enum TrainMethod {
     Linear,
     /// WarpedSpace's RBF paths.
     Warped,
+    /// NeuralODE editing's fields, one per factor.
+    Ode,
 }
 
 impl TrainMethod {
@@ -31,6 +34,7 @@ impl TrainMethod {
         match self {
             TrainMethod::Pde | TrainMethod::Linear => defaults::LR,
             TrainMethod::Warped => warped_defaults::LR,
+            TrainMethod::Ode => ode_defaults::LR,
         }
     }
 
@@ -39,6 +43,7 @@ impl TrainMethod {
         match self {
             TrainMethod::Pde | TrainMethod::Linear => "potentials-new",
             TrainMethod::Warped => "warped-new",
+            TrainMethod::Ode => "ode-new",
         }
     }
 }
@@ -49,6 +54,9 @@ pub struct TrainingPanel {
     /// WarpedSpace: dipoles per path and the shift penalty's weight.
     dipoles: usize,
     w_shift: f64,
+    /// NeuralODE: hidden layers per field and the keep term's weight.
+    depth: usize,
+    w_keep: f64,
     k: usize,
     steps: usize,
     iters: u64,
@@ -78,6 +86,8 @@ impl Default for TrainingPanel {
             method: TrainMethod::Pde,
             dipoles: warped_defaults::DIPOLES,
             w_shift: warped_defaults::W_SHIFT,
+            depth: ode_defaults::DEPTH,
+            w_keep: ode_defaults::W_KEEP,
             k: defaults::PANEL_K,
             steps: defaults::STEPS,
             iters: defaults::PANEL_ITERS,
@@ -219,6 +229,12 @@ impl TrainingPanel {
                          with a reconstructor that tells the paths and the shifts apart",
                     );
                 // Settings still at the old method's defaults follow the new method.
+                ui.radio_value(&mut self.method, TrainMethod::Ode, "NeuralODE")
+                    .on_hover_text(
+                        "One vector field per factor of the dataset, integrated by RK4, \
+                         trained with the factor regressor beside the model to change its \
+                         factor and keep the others",
+                    );
                 if self.method != before && self.folder.trim() == before.default_folder() {
                     self.folder = self.method.default_folder().into();
                 }
@@ -227,14 +243,24 @@ impl TrainingPanel {
                 }
             });
             ui.horizontal(|ui| {
-                ui.label("K");
-                ui.add(egui::DragValue::new(&mut self.k).range(1..=32))
-                    .on_hover_text("Number of potentials (paths)");
+                if self.method == TrainMethod::Ode {
+                    ui.label("one field per factor");
+                    ui.label("depth");
+                    ui.add(egui::DragValue::new(&mut self.depth).range(0..=3))
+                        .on_hover_text(
+                            "Hidden layers of each field's MLP (0: constant fields, the \
+                             linear variant)",
+                        );
+                } else {
+                    ui.label("K");
+                    ui.add(egui::DragValue::new(&mut self.k).range(1..=32))
+                        .on_hover_text("Number of potentials (paths)");
+                }
                 if self.method == TrainMethod::Warped {
                     ui.label("dipoles");
                     ui.add(egui::DragValue::new(&mut self.dipoles).range(1..=64))
                         .on_hover_text("Antipodal pairs of support vectors per path");
-                } else {
+                } else if self.method != TrainMethod::Ode {
                     ui.label("T");
                     ui.add(egui::DragValue::new(&mut self.steps).range(1..=50))
                         .on_hover_text("Steps per traversal");
@@ -255,7 +281,17 @@ impl TrainingPanel {
                 )
                 .on_hover_text("Adam learning rate");
             });
-            if self.method == TrainMethod::Warped {
+            if self.method == TrainMethod::Ode {
+                ui.horizontal(|ui| {
+                    ui.label("w_keep");
+                    ui.add(
+                        egui::DragValue::new(&mut self.w_keep)
+                            .speed(0.01)
+                            .range(0.0..=100.0),
+                    )
+                    .on_hover_text("Weight of the term that keeps the other factors");
+                });
+            } else if self.method == TrainMethod::Warped {
                 ui.horizontal(|ui| {
                     ui.label("w_shift");
                     ui.add(
@@ -432,7 +468,7 @@ impl TrainingPanel {
                 .1
                 .iter()
                 .map(|(n, _)| n.as_str())
-                .filter(|n| !["wave_speed", "gamma"].contains(n) && !is_diagnostic(n))
+                .filter(|n| !["wave_speed", "gamma", "time"].contains(n) && !is_diagnostic(n))
                 .collect();
             Plot::new("loss-plot")
                 .height(150.0)
@@ -475,6 +511,18 @@ impl TrainingPanel {
     /// The job the panel's settings describe, training on the model in `dir` into `out`.
     fn job(&self, dir: &Path, out: std::path::PathBuf) -> TrainJob {
         let command = format!("latentflow app (training panel), out {}", out.display());
+        if self.method == TrainMethod::Ode {
+            let mut cfg = OdeTrainConfig::new(dir.to_path_buf(), out);
+            cfg.depth = self.depth;
+            cfg.iters = self.iters;
+            cfg.batch_size = self.batch;
+            cfg.lr = self.lr;
+            cfg.w_keep = self.w_keep;
+            cfg.checkpoint_every = defaults::PANEL_CHECKPOINT_EVERY;
+            cfg.log_every = defaults::PANEL_LOG_EVERY;
+            cfg.command = command;
+            return TrainJob::Ode(cfg);
+        }
         if self.method == TrainMethod::Warped {
             let mut cfg = WarpedTrainConfig::new(dir.to_path_buf(), out);
             cfg.k = self.k;

@@ -160,7 +160,9 @@ pub fn factors(args: EvalFactorsArgs) -> Result<()> {
     let dataset = g.manifest.dataset.clone();
     let reg_dir = match (&args.regressor, &dataset) {
         (Some(dir), _) => dir.clone(),
-        (None, Some(name)) => default_regressor(&args.source.model, name),
+        (None, Some(name)) => {
+            crate::train::factors::default_regressor_dir(&args.source.model, name)
+        }
         (None, None) => bail!(
             "{} does not say which dataset it was trained on; pass --regressor",
             args.source.model.display()
@@ -232,16 +234,6 @@ pub fn factors(args: EvalFactorsArgs) -> Result<()> {
     Ok(())
 }
 
-/// Where `eval factors` and `eval compare` look for the factor regressor of a generator
-/// trained on `dataset`: `DATASET-factors` beside the model folder.
-fn default_regressor(model: &std::path::Path, dataset: &str) -> std::path::PathBuf {
-    model
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default()
-        .join(format!("{dataset}-factors"))
-}
-
 /// Scores every method of a generator by one protocol and prints the summary table.
 pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
     use crate::eval::compare::{Row, csv, markdown, summarise};
@@ -281,7 +273,7 @@ pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
     let regressor = match (&args.regressor, &g.manifest.dataset) {
         (Some(dir), _) => Some(load_factor_regressor(dir, &dev)?),
         (None, Some(name)) => {
-            let dir = default_regressor(&args.model, name);
+            let dir = crate::train::factors::default_regressor_dir(&args.model, name);
             if dir.is_dir() {
                 Some(load_factor_regressor(&dir, &dev)?)
             } else {

@@ -16,6 +16,7 @@ pub use crate::app::AppArgs;
 use crate::models::GeneratorKind;
 use crate::train::factors::defaults as F;
 use crate::train::generator::defaults as G;
+use crate::train::ode::defaults as O;
 use crate::train::potentials::defaults as D;
 use crate::train::warped::defaults as W;
 use clap::{Args, Parser, Subcommand};
@@ -50,6 +51,9 @@ pub enum Command {
     /// Train WarpedSpace's curved paths (sums of RBFs whose normalised gradients are the
     /// steps) on a frozen generator; resumes an interrupted run.
     TrainWarped(TrainWarpedArgs),
+    /// Train NeuralODE editing's vector fields (one per factor, integrated by RK4) on a
+    /// frozen generator with the factor regressor as the attribute regressor.
+    TrainOde(TrainOdeArgs),
     /// Train a factor regressor (reads a procedural dataset's factors off an image) for
     /// `eval factors`.
     TrainFactors(TrainFactorsArgs),
@@ -545,6 +549,69 @@ pub struct TrainWarpedArgs {
     pub restart: bool,
 }
 
+/// Arguments of `train-ode`.
+#[derive(Debug, Args)]
+pub struct TrainOdeArgs {
+    /// The generator folder (kept frozen).
+    #[arg(long)]
+    pub generator: PathBuf,
+    /// The factor regressor (kept frozen; default: DATASET-factors beside the generator).
+    #[arg(long)]
+    pub regressor: Option<PathBuf>,
+    /// The factors to edit, comma-separated, one field each (default: every ordered or
+    /// cyclic factor the regressor reads with held-out accuracy ≥ 0.5).
+    #[arg(long, value_delimiter = ',')]
+    pub factors: Vec<String>,
+    /// Hidden layers of each field: 1 to 3, or 0 for constant fields (the linear variant).
+    #[arg(long, default_value_t = O::DEPTH)]
+    pub depth: usize,
+    /// Width of the hidden layers.
+    #[arg(long, default_value_t = O::HIDDEN)]
+    pub hidden: usize,
+    /// Total iterations.
+    #[arg(long, default_value_t = O::ITERS)]
+    pub iters: u64,
+    /// Latent codes per batch.
+    #[arg(long, default_value_t = O::BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = O::LR)]
+    pub lr: f64,
+    /// Shortest end time of a training integration (time = path length).
+    #[arg(long, default_value_t = O::MIN_TIME)]
+    pub min_time: f64,
+    /// Longest end time.
+    #[arg(long, default_value_t = O::MAX_TIME)]
+    pub max_time: f64,
+    /// Change of the edited factor per unit of time, as a fraction of its range.
+    #[arg(long, default_value_t = O::RATE)]
+    pub rate: f64,
+    /// Weight of the term that keeps the other factors.
+    #[arg(long, default_value_t = O::W_KEEP)]
+    pub w_keep: f64,
+    /// Fields per batch.
+    #[arg(long, default_value_t = O::GROUPS)]
+    pub groups: usize,
+    /// RK4 steps per unit of time.
+    #[arg(long, default_value_t = O::SUBSTEPS)]
+    pub substeps: usize,
+    /// Time one traversal step of the trained set integrates.
+    #[arg(long, default_value_t = O::STEP)]
+    pub step: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = O::SEED)]
+    pub seed: u64,
+    /// Iterations between checkpoints.
+    #[arg(long, default_value_t = O::CHECKPOINT_EVERY)]
+    pub checkpoint_every: u64,
+    /// Output folder (default: GENERATOR/ode, or GENERATOR/ode-linear with --depth 0).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Start over even if the output folder holds a run or a trained set.
+    #[arg(long)]
+    pub restart: bool,
+}
+
 /// Arguments of `train-factors`.
 #[derive(Debug, Args)]
 pub struct TrainFactorsArgs {
@@ -851,6 +918,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(EvalCommand::Factors(args))) => eval::factors(args),
         Some(Command::TrainFactors(args)) => train::train_factors(args),
         Some(Command::TrainWarped(args)) => warped::train_warped(args),
+        Some(Command::TrainOde(args)) => warped::train_ode(args),
         Some(Command::FitDirections(args)) => directions::fit_directions(args),
     }
 }

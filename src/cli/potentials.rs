@@ -204,6 +204,12 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
             "seed": args.seed,
             "z": args.z.as_ref().map(|p| p.display().to_string()),
             "plan": format!("{:?}", spec.plan),
+            "directions": spec
+                .plan
+                .directions()
+                .into_iter()
+                .map(|k| flow.direction_name(k))
+                .collect::<Vec<_>>(),
             "negative": spec.negative,
             "steps": steps,
         });

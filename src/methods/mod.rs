@@ -5,10 +5,12 @@
 pub mod closed_form;
 pub mod directions;
 pub mod dplase;
+pub mod ode;
 pub mod potential_flow;
 pub mod warped;
 
 pub use directions::Directions;
+pub use ode::OdeFlow;
 pub use potential_flow::PotentialFlow;
 pub use warped::WarpedFlow;
 
@@ -229,6 +231,8 @@ pub mod series {
     pub const LAPLACIAN: &str = "laplacian";
     /// Wave residual ∂²_t u − c² Δ_z u.
     pub const RESIDUAL: &str = "residual";
+    /// ‖dz/dt‖ of a NeuralODE walk at z_t.
+    pub const ODE_SPEED: &str = "ode_speed";
     /// log N(z_t; 0, I) up to its constant: −½‖z_t‖² (density-preserving walks).
     pub const LOG_DENSITY: &str = "log_density";
 }
@@ -407,7 +411,7 @@ pub trait Traversal: Send + Sync {
 
 /// Opens the traversal method stored in `dir` for `generator`, chosen by its manifest's
 /// model: a potential set (`potentials`: PDE or linear), a direction set (`directions`:
-/// SeFa, GANSpace, DP-LaSE) or a WarpedSpace set (`warped`). Every consumer (app, worker, CLI, evaluation, export) opens methods
+/// SeFa, GANSpace, DP-LaSE), a WarpedSpace set (`warped`) or a NeuralODE set (`ode`). Every consumer (app, worker, CLI, evaluation, export) opens methods
 /// only through here.
 pub fn open(
     dir: &std::path::Path,
@@ -424,6 +428,9 @@ pub fn open(
         )),
         crate::store::warped::MODEL => Box::new(WarpedFlow::new(
             crate::store::load_warped(dir, generator, device)?.warps,
+        )),
+        crate::store::ode::MODEL => Box::new(OdeFlow::new(
+            crate::store::load_ode(dir, generator, device)?.fields,
         )),
         other => {
             return Err(Error::checkpoint(

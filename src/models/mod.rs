@@ -6,6 +6,7 @@ pub mod config;
 pub mod factors;
 pub mod gan;
 pub mod images;
+pub mod ode;
 pub mod potential;
 pub mod vae;
 pub mod warped;

@@ -1,18 +1,21 @@
 //! The traversal methods stored beside a generator: potential sets (`potentials`),
-//! direction sets (`directions`) and WarpedSpace sets (`warped`), found, ordered and
-//! renamed by one rule.
+//! direction sets (`directions`), WarpedSpace sets (`warped`) and NeuralODE sets (`ode`),
+//! found, ordered and renamed by one rule.
 
 use super::MANIFEST_FILE;
 use super::directions::{self, directions_config};
 use super::generator::read_manifest;
+use super::learned::set_config;
+use super::ode;
 use super::potentials::potential_config;
-use super::warped::{self, warped_config};
+use super::warped;
 use crate::models::potential::PotentialKind;
+use crate::models::{ode::OdeConfig, warped::WarpedConfig};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// The manifest models that are traversal methods.
-pub const METHOD_MODELS: [&str; 3] = ["potentials", directions::MODEL, warped::MODEL];
+pub const METHOD_MODELS: [&str; 4] = ["potentials", directions::MODEL, warped::MODEL, ode::MODEL];
 
 /// The method folders of a generator: each sub-folder of its folder whose manifest names
 /// a [`METHOD_MODELS`] model, and each one the user trained on it in the app (kept in
@@ -60,7 +63,8 @@ pub fn rename_directions(dir: &Path, names: &[String]) -> Result<()> {
     let k = match manifest.model.as_str() {
         "potentials" => potential_config(dir, &manifest)?.k,
         directions::MODEL => directions_config(dir, &manifest)?.k,
-        warped::MODEL => warped_config(dir, &manifest)?.k,
+        warped::MODEL => set_config::<WarpedConfig>(dir, &manifest)?.k,
+        ode::MODEL => set_config::<OdeConfig>(dir, &manifest)?.k,
         other => {
             return Err(Error::checkpoint(
                 dir.join(MANIFEST_FILE),
@@ -81,7 +85,8 @@ pub fn rename_directions(dir: &Path, names: &[String]) -> Result<()> {
     // The renamed manifest must still describe the same method.
     match manifest.model.as_str() {
         "potentials" => potential_config(dir, &manifest).map(|_| ())?,
-        warped::MODEL => warped_config(dir, &manifest).map(|_| ())?,
+        warped::MODEL => set_config::<WarpedConfig>(dir, &manifest).map(|_| ())?,
+        ode::MODEL => set_config::<OdeConfig>(dir, &manifest).map(|_| ())?,
         _ => directions_config(dir, &manifest).map(|_| ())?,
     }
     manifest.save(&dir.join(MANIFEST_FILE))

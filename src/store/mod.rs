@@ -12,8 +12,10 @@
 
 pub mod directions;
 pub mod generator;
+pub mod learned;
 pub mod manifest;
 pub mod methods;
+pub mod ode;
 pub mod pickle;
 pub mod potentials;
 pub mod pth;
@@ -25,6 +27,7 @@ pub use directions::{LoadedDirections, load_directions, save_directions};
 pub use generator::{LoadedGenerator, load_generator, save_checkpoint};
 pub use manifest::{FORMAT_VERSION, Manifest, TensorInfo};
 pub use methods::{default_method, find_methods, rename_directions};
+pub use ode::{LoadedOde, load_ode};
 pub use potentials::{LoadedPotentials, load_potentials};
 pub use tensors::{load_safetensors, save_safetensors};
 pub use warped::{LoadedWarped, load_warped};

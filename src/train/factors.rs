@@ -337,6 +337,16 @@ pub struct LoadedFactorRegressor {
     pub dir: PathBuf,
 }
 
+/// Where `eval factors`, `eval compare` and `train-ode` look for the factor regressor of a
+/// generator in `model` trained on `dataset`: `DATASET-factors` beside the model folder.
+pub fn default_regressor_dir(model: &std::path::Path, dataset: &str) -> PathBuf {
+    model
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+        .join(format!("{dataset}-factors"))
+}
+
 /// Loads the factor regressor in `dir`.
 pub fn load_factor_regressor(
     dir: &std::path::Path,

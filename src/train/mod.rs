@@ -8,6 +8,7 @@ pub mod factors;
 pub mod generator;
 pub mod job;
 pub mod losses;
+pub mod ode;
 pub mod potentials;
 pub mod sets;
 pub mod state;
@@ -59,6 +60,8 @@ pub enum TrainJob {
     Potentials(potentials::PotentialTrainConfig),
     /// WarpedSpace's paths.
     Warped(warped::WarpedTrainConfig),
+    /// NeuralODE editing's fields.
+    Ode(ode::OdeTrainConfig),
 }
 
 impl TrainJob {
@@ -67,6 +70,7 @@ impl TrainJob {
         match self {
             TrainJob::Potentials(c) => &c.out,
             TrainJob::Warped(c) => &c.out,
+            TrainJob::Ode(c) => &c.out,
         }
     }
 
@@ -75,6 +79,7 @@ impl TrainJob {
         match self {
             TrainJob::Potentials(c) => c.generator = dir,
             TrainJob::Warped(c) => c.generator = dir,
+            TrainJob::Ode(c) => c.generator = dir,
         }
     }
 
@@ -90,6 +95,7 @@ impl TrainJob {
                 potentials::train_potentials(c, device, cancel, progress).map(|_| ())
             }
             TrainJob::Warped(c) => warped::train_warped(c, device, cancel, progress).map(|_| ()),
+            TrainJob::Ode(c) => ode::train_ode(c, device, cancel, progress).map(|_| ()),
         }
     }
 }

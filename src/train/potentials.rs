@@ -21,7 +21,7 @@
 //! z_t) keeps the same label, so a potential has to mean the same thing both ways.
 
 use super::sets::{self, DIVERSITY_EVERY, diversity_values};
-use super::state::{LogRow, STATE_FILE, TrainState, write_log_csv};
+use super::state::{LogRow, TrainState};
 use super::{CancelToken, Progress, job};
 use crate::limits::{self, MAX_BATCH, MAX_K, MAX_STEP_SCALE, MAX_STEPS, MAX_WIDTH};
 use crate::methods::PotentialFlow;
@@ -811,44 +811,26 @@ impl Saver<'_> {
         log: &[LogRow],
         elapsed: f64,
     ) -> Result<()> {
-        let out = &self.cfg.out;
-        TrainState {
-            model: "potentials".into(),
-            iteration,
-            elapsed_s: elapsed,
-            settings: self.cfg.fingerprint(),
-            log: log.to_vec(),
-            tensors: trainer.state_tensors()?,
-        }
-        .save(&out.join(STATE_FILE))?;
-
         let settings = self.cfg.fingerprint();
-        let record = sets::SetRecord {
-            generator_dir: &self.cfg.generator,
-            generator: self.generator,
-            out,
-            command: &self.cfg.command,
-            seed: self.cfg.seed,
-            settings: &settings,
-        };
-        let mut manifest = sets::set_manifest(
-            "potentials",
-            sets::architecture_json(self.arch)?,
-            &record,
-            iteration,
-            elapsed,
-            log,
-        );
-        store::save_checkpoint(out, &mut manifest, &trainer.pot_params.tensors()?)?;
         let flow = PotentialFlow::new(trainer.potentials.clone());
-        sets::save_strips(
-            &flow,
-            self.generator,
-            self.strip_z,
-            self.cfg.steps,
-            &out.join("strips.png"),
-        )?;
-        write_log_csv(&out.join("loss.csv"), log)
+        let checkpoint = sets::SetCheckpoint {
+            model: "potentials",
+            architecture: sets::architecture_json(self.arch)?,
+            record: sets::SetRecord {
+                generator_dir: &self.cfg.generator,
+                generator: self.generator,
+                out: &self.cfg.out,
+                command: &self.cfg.command,
+                seed: self.cfg.seed,
+                settings: &settings,
+            },
+            state: trainer.state_tensors()?,
+            tensors: trainer.pot_params.tensors()?,
+            method: &flow,
+            strip_z: self.strip_z,
+            strip_steps: self.cfg.steps,
+        };
+        sets::save_set(&checkpoint, iteration, elapsed, log)
     }
 }
 

@@ -138,3 +138,55 @@ pub fn measure_diversity(
         device,
     )
 }
+
+/// Everything a checkpoint of a trained set writes.
+pub struct SetCheckpoint<'a> {
+    /// The manifest's model name.
+    pub model: &'a str,
+    /// The set's architecture.
+    pub architecture: serde_json::Value,
+    /// What the manifest records besides.
+    pub record: SetRecord<'a>,
+    /// The training state (parameters of every network and the optimisers' moments).
+    pub state: BTreeMap<String, Tensor>,
+    /// The set's own weights.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// The set as a traversal, for the strips.
+    pub method: &'a dyn Traversal,
+    /// The code the strips start from.
+    pub strip_z: &'a Tensor,
+    /// Steps of each strip.
+    pub strip_steps: usize,
+}
+
+/// Writes a checkpoint into `record.out`: the training state (to resume), the set with its
+/// manifest, `strips.png` and `loss.csv`.
+pub fn save_set(c: &SetCheckpoint, iteration: u64, elapsed: f64, log: &[LogRow]) -> Result<()> {
+    let out = c.record.out;
+    super::state::TrainState {
+        model: c.model.into(),
+        iteration,
+        elapsed_s: elapsed,
+        settings: c.record.settings.clone(),
+        log: log.to_vec(),
+        tensors: c.state.clone(),
+    }
+    .save(&out.join(super::state::STATE_FILE))?;
+    let mut manifest = set_manifest(
+        c.model,
+        c.architecture.clone(),
+        &c.record,
+        iteration,
+        elapsed,
+        log,
+    );
+    crate::store::save_checkpoint(out, &mut manifest, &c.tensors)?;
+    save_strips(
+        c.method,
+        c.record.generator,
+        c.strip_z,
+        c.strip_steps,
+        &out.join("strips.png"),
+    )?;
+    super::state::write_log_csv(&out.join("loss.csv"), log)
+}

@@ -7,7 +7,7 @@
 //! γ_k and the reconstructor together (Adam each), as in the reference.
 
 use super::sets::{self, DIVERSITY_EVERY, diversity_values};
-use super::state::{LogRow, STATE_FILE, TrainState, write_log_csv};
+use super::state::{LogRow, TrainState};
 use super::{CancelToken, Progress, job};
 use crate::limits::{self, MAX_BATCH, MAX_K, MAX_STEP_SCALE};
 use crate::methods::WarpedFlow;
@@ -449,45 +449,26 @@ impl job::Steps for WarpedJob<'_> {
         Ok(values)
     }
 
-    /// Writes the training state, the set with its manifest, one strip per path
-    /// (`strips.png`) and the loss log.
     fn save(&mut self, iteration: u64, log: &[LogRow], elapsed_s: f64) -> Result<()> {
-        let out = &self.cfg.out;
-        TrainState {
-            model: store::warped::MODEL.into(),
-            iteration,
-            elapsed_s,
-            settings: self.cfg.fingerprint(),
-            log: log.to_vec(),
-            tensors: self.trainer.state_tensors()?,
-        }
-        .save(&out.join(STATE_FILE))?;
         let settings = self.cfg.fingerprint();
-        let record = sets::SetRecord {
-            generator_dir: &self.cfg.generator,
-            generator: self.generator,
-            out,
-            command: &self.cfg.command,
-            seed: self.cfg.seed,
-            settings: &settings,
-        };
-        let mut manifest = sets::set_manifest(
-            store::warped::MODEL,
-            sets::architecture_json(self.arch)?,
-            &record,
-            iteration,
-            elapsed_s,
-            log,
-        );
-        store::save_checkpoint(out, &mut manifest, &self.trainer.warp_params.tensors()?)?;
         let flow = WarpedFlow::new(self.trainer.warps().clone());
-        sets::save_strips(
-            &flow,
-            self.generator,
-            self.strip_z,
-            defaults::STRIP_STEPS,
-            &out.join("strips.png"),
-        )?;
-        write_log_csv(&out.join("loss.csv"), log)
+        let checkpoint = sets::SetCheckpoint {
+            model: store::warped::MODEL,
+            architecture: sets::architecture_json(self.arch)?,
+            record: sets::SetRecord {
+                generator_dir: &self.cfg.generator,
+                generator: self.generator,
+                out: &self.cfg.out,
+                command: &self.cfg.command,
+                seed: self.cfg.seed,
+                settings: &settings,
+            },
+            state: self.trainer.state_tensors()?,
+            tensors: self.trainer.warp_params.tensors()?,
+            method: &flow,
+            strip_z: self.strip_z,
+            strip_steps: defaults::STRIP_STEPS,
+        };
+        sets::save_set(&checkpoint, iteration, elapsed_s, log)
     }
 }
