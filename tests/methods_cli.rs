@@ -423,6 +423,56 @@ fn eval_compare_scores_every_method_by_one_protocol_and_writes_its_tables() {
         s(&bare),
     ]);
     assert!(e.contains("not a traversal method"), "{e}");
+    // With a factor regressor: the factor score and the C/D curves fill their columns;
+    // --skip-vp leaves the VP column empty.
+    let reg = tmp.path().join("reg");
+    ok(&[
+        "train-factors",
+        "--dataset",
+        "scenes",
+        "--iters",
+        "2",
+        "--batch-size",
+        "4",
+        "--out",
+        s(&reg),
+    ]);
+    let mut args = vec![
+        "eval",
+        "compare",
+        "--model",
+        s(&model),
+        "--methods",
+        &both,
+        "--regressor",
+        s(&reg),
+        "--skip-vp",
+        "--cd-lengths",
+        "0.5,1",
+    ];
+    args.extend_from_slice(&quick);
+    let table = ok(&args);
+    let row = table.lines().nth(2).unwrap();
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cells[3], "–", "{table}");
+    assert!(
+        cells[7].contains(" ± ") && cells[8].contains(" ± "),
+        "{table}"
+    );
+    for bad in ["1,0.5", "0,1", "nan"] {
+        let mut args = vec![
+            "eval",
+            "compare",
+            "--model",
+            s(&model),
+            "--skip-vp",
+            "--cd-lengths",
+            bad,
+        ];
+        args.extend_from_slice(&quick);
+        let e = fails(&args);
+        assert!(e.contains("--cd-lengths"), "{bad}: {e}");
+    }
 }
 
 #[test]

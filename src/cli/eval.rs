@@ -237,12 +237,20 @@ pub fn factors(args: EvalFactorsArgs) -> Result<()> {
 /// Scores every method of a generator by one protocol and prints the summary table.
 pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
     use crate::eval::compare::{Row, csv, markdown, summarise};
+    use crate::eval::control::cd_curves;
     use crate::eval::diversity::{DiversityConfig, diversity};
     use crate::eval::factors::{FactorScoreConfig, factor_score};
     use crate::files::output::{FileKind, check_file, text_mark};
     use crate::models::Generator;
     use crate::train::factors::load_factor_regressor;
     args.vp.check()?;
+    if args.cd_lengths.is_empty()
+        || args.cd_lengths.iter().any(|l| !(l.is_finite() && *l > 0.0))
+        || args.cd_lengths.windows(2).any(|w| w[1] <= w[0])
+    {
+        bail!("--cd-lengths takes increasing positive path lengths, such as 0.5,1,2,4");
+    }
+    crate::limits::check_count("--cd-lengths", args.cd_lengths.len(), 64)?;
     for (flag, path) in [("--csv", &args.csv), ("--markdown", &args.markdown)] {
         if let Some(p) = path {
             check_file(p, FileKind::Text, args.force)
@@ -303,42 +311,74 @@ pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
         )?;
         let vp_scale = matched_scale(&g, flow, Some(args.vp_length), args.vp.steps, &dev)?
             .map_or(1.0, |(s, _)| s);
-        let mut vps = Vec::new();
-        for &seed in &args.vp.seeds {
-            let cfg = args.vp.config(seed, vp_scale);
-            vps.push(vp_score(&g.model, flow, &cfg, &dev, &mut |_, _| {})?.accuracy);
-        }
-        let (share, distinct) = match &regressor {
+        let vp = if args.skip_vp {
+            None
+        } else {
+            let mut vps = Vec::new();
+            for &seed in &args.vp.seeds {
+                let cfg = args.vp.config(seed, vp_scale);
+                vps.push(vp_score(&g.model, flow, &cfg, &dev, &mut |_, _| {})?.accuracy);
+            }
+            Some(vps.iter().sum::<f64>() / vps.len() as f64)
+        };
+        let scale_at = |length: f64| -> Result<f64> {
+            Ok(matched_scale(&g, flow, Some(length), args.vp.steps, &dev)?.map_or(1.0, |(s, _)| s))
+        };
+        let (share, distinct, control, cd_auc) = match &regressor {
             Some(reg) => {
-                let scale = matched_scale(&g, flow, Some(args.factor_length), args.vp.steps, &dev)?
-                    .map_or(1.0, |(s, _)| s);
                 let cfg = FactorScoreConfig {
                     codes: args.codes,
                     steps: args.vp.steps,
-                    scale,
+                    scale: scale_at(args.factor_length)?,
                     seed: 0,
                 };
                 let r = factor_score(&g.model, flow, &reg.model, &cfg, &dev)?;
-                (Some(r.mean_share), Some(r.distinct_main_factors))
+                let scales = args
+                    .cd_lengths
+                    .iter()
+                    .map(|&l| scale_at(l))
+                    .collect::<Result<Vec<_>>>()?;
+                let cd = cd_curves(
+                    &g.model,
+                    flow,
+                    &reg.model,
+                    &args.cd_lengths,
+                    &scales,
+                    args.vp.steps,
+                    args.codes,
+                    &dev,
+                )?;
+                (
+                    Some(r.mean_share),
+                    Some(r.distinct_main_factors),
+                    Some(cd.control),
+                    Some(cd.auc),
+                )
             }
-            None => (None, None),
+            None => (None, None, None, None),
         };
         let row = Row {
             method: flow.method(),
             dir: dir.display().to_string(),
             k: flow.directions(),
-            vp: vps.iter().sum::<f64>() / vps.len() as f64,
+            vp,
             max_cos: div.max_abs_cosine,
             share,
             distinct,
+            control,
+            cd_auc,
             step_scale: vp_scale,
         };
         eprintln!(
-            "  VP {:.4}, max|cos| {:.3}{}",
-            row.vp,
+            "  VP {}, max|cos| {:.3}{}{}",
+            row.vp.map_or("–".to_string(), |v| format!("{v:.4}")),
             row.max_cos,
             row.share
-                .map_or(String::new(), |s| format!(", factor share {s:.3}"))
+                .map_or(String::new(), |s| format!(", factor share {s:.3}")),
+            match (row.control, row.cd_auc) {
+                (Some(c), Some(a)) => format!(", control {c:.3}, C/D AUC {a:.3}"),
+                _ => String::new(),
+            }
         );
         rows.push(row);
     }
@@ -347,14 +387,15 @@ pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
     if let Some(p) = &args.markdown {
         let text = format!(
             "{}\n{table}\n{} on {}: VP at mean path length {}, {} pairs, classifier seeds {:?}; \
-             factor score at length {}.\n",
+             factor score at length {}; C/D curves at lengths {:?}.\n",
             text_mark(true),
             crate::cli::command_line(),
             args.model.display(),
             args.vp_length,
             args.vp.pairs,
             args.vp.seeds,
-            args.factor_length
+            args.factor_length,
+            args.cd_lengths
         );
         crate::files::atomic::write(p, text.as_bytes())?;
     }

@@ -782,9 +782,16 @@ pub struct EvalCompareArgs {
     /// about as much as between two random images).
     #[arg(long, default_value_t = 1.0)]
     pub factor_length: f64,
-    /// Starting codes of the factor score.
+    /// Starting codes of the factor score and the C/D curves.
     #[arg(long, default_value_t = 256)]
     pub codes: usize,
+    /// The matched path lengths of the Control/Disentanglement curves (increasing; the
+    /// control column is the longest one's).
+    #[arg(long, value_delimiter = ',', default_value = "0.5,1,2,4")]
+    pub cd_lengths: Vec<f64>,
+    /// Leave the VP column out (its classifier is the slow part): the other columns only.
+    #[arg(long)]
+    pub skip_vp: bool,
     /// Factor regressor (default: DATASET-factors beside the model folder; without one
     /// the factor columns stay empty).
     #[arg(long)]

@@ -113,6 +113,28 @@ pub fn factor_score(
     cfg: &FactorScoreConfig,
     device: &Device,
 ) -> Result<FactorScore> {
+    let (changes, random_change) = change_matrix(g, method, regressor, cfg, device)?;
+    Ok(summarise(
+        regressor
+            .config()
+            .factors
+            .iter()
+            .map(|f| f.name.clone())
+            .collect(),
+        changes,
+        random_change,
+    ))
+}
+
+/// The K × F matrix M[k][f] of the factor score (see the module docs) and each factor's
+/// change between independent samples.
+pub fn change_matrix(
+    g: &dyn Generator,
+    method: &dyn Traversal,
+    regressor: &FactorRegressor,
+    cfg: &FactorScoreConfig,
+    device: &Device,
+) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
     if cfg.codes < 2 || cfg.steps == 0 {
         return Err(Error::config(
             "the factor score needs at least two starting codes and one step",
@@ -189,11 +211,7 @@ pub fn factor_score(
             }
         }
     }
-    Ok(summarise(
-        rc.factors.iter().map(|f| f.name.clone()).collect(),
-        changes,
-        random_change,
-    ))
+    Ok((changes, random_change))
 }
 
 /// Main factors and shares of a K × F change matrix.

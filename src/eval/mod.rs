@@ -1,6 +1,7 @@
 //! Metrics of traversal methods.
 
 pub mod compare;
+pub mod control;
 pub mod diversity;
 pub mod factors;
 pub mod quality;
