@@ -48,36 +48,14 @@ impl Traversal for Directions {
     }
 
     fn walk(&self, z0: &Tensor, spec: &PathSpec) -> Result<Vec<Tensor>> {
-        spec.validate(self.directions())?;
-        let sign = if spec.negative {
-            -spec.scale
-        } else {
-            spec.scale
-        };
         let steps = self.steps.to_device(z0.device())?.to_dtype(z0.dtype())?;
-        let norms = super::row_norms(z0)?;
-        let mut z = z0.clone();
-        let mut path = vec![z.clone()];
-        for step in 0..spec.steps {
-            let mut velocity: Option<Tensor> = None;
-            for (k, w) in spec.plan.active(step) {
-                let v = (steps.get(k)? * w)?;
-                velocity = Some(match velocity {
-                    Some(u) => (u + v)?,
-                    None => v,
-                });
+        super::walk_with(z0, spec, self.directions(), |_, z, active, sign| {
+            let mut velocity = z.zeros_like()?;
+            for &(k, w) in active {
+                velocity = velocity.broadcast_add(&(steps.get(k)? * w)?)?;
             }
-            let Some(velocity) = velocity else {
-                return Err(crate::Error::config("a plan needs at least one direction"));
-            };
-            z = z.broadcast_add(&(velocity * sign)?)?;
-            if spec.preserve_density {
-                z = super::keep_norms(&z, &norms)?;
-            }
-            path.push(z.clone());
-        }
-        super::check_finite_walk(&path)?;
-        Ok(path)
+            Ok((z + (velocity * sign)?)?)
+        })
     }
 
     fn path(&self, z0: &Tensor, spec: &PathSpec) -> Result<TraversalPath> {

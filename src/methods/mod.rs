@@ -363,6 +363,41 @@ pub fn base_records(path: &[Tensor], spec: &PathSpec) -> Result<Vec<StepRecord>>
         .collect()
 }
 
+/// The walk loop every method shares: checks `spec` against `directions` directions, then
+/// takes `spec.steps` steps, each `step(i, z, active, sign)` → the next point, where
+/// `active` are step i's (direction, weight) pairs and `sign` is ±`spec.scale` (negative
+/// walks go against the method); rescales every point to ‖z_0‖ for a density-preserving
+/// walk, and fails when the walk diverged.
+pub fn walk_with(
+    z0: &Tensor,
+    spec: &PathSpec,
+    directions: usize,
+    mut step: impl FnMut(usize, &Tensor, &[(usize, f64)], f64) -> Result<Tensor>,
+) -> Result<Vec<Tensor>> {
+    spec.validate(directions)?;
+    let sign = if spec.negative {
+        -spec.scale
+    } else {
+        spec.scale
+    };
+    let norms = row_norms(z0)?;
+    let mut z = z0.clone();
+    let mut path = vec![z.clone()];
+    for i in 0..spec.steps {
+        let active = spec.plan.active(i);
+        if active.is_empty() {
+            return Err(Error::config("a plan needs at least one direction"));
+        }
+        z = step(i, &z, &active, sign)?;
+        if spec.preserve_density {
+            z = keep_norms(&z, &norms)?;
+        }
+        path.push(z.clone());
+    }
+    check_finite_walk(&path)?;
+    Ok(path)
+}
+
 /// Fails when a point of a walk is not finite: a step scale or weight so large that the
 /// code left every region the generator knows (and overflowed). A NaN or Inf propagates
 /// along the walk, so checking the last point checks them all.

@@ -48,25 +48,13 @@ impl Traversal for OdeFlow {
     }
 
     fn walk(&self, z0: &Tensor, spec: &PathSpec) -> Result<Vec<Tensor>> {
-        spec.validate(self.directions())?;
-        let time = self.fields.config().step * spec.scale * if spec.negative { -1.0 } else { 1.0 };
-        let dtype = z0.dtype();
-        let mut z = z0.clone();
-        let norms = super::row_norms(&z)?;
-        let mut path = vec![z.clone()];
-        for step in 0..spec.steps {
-            let active = spec.plan.active(step);
-            if active.is_empty() {
-                return Err(crate::Error::config("a plan needs at least one direction"));
-            }
-            z = self.fields.integrate(&z, &active, time)?.to_dtype(dtype)?;
-            if spec.preserve_density {
-                z = super::keep_norms(&z, &norms)?;
-            }
-            path.push(z.clone());
-        }
-        super::check_finite_walk(&path)?;
-        Ok(path)
+        let time = self.fields.config().step;
+        super::walk_with(z0, spec, self.directions(), |_, z, active, sign| {
+            Ok(self
+                .fields
+                .integrate(z, active, time * sign)?
+                .to_dtype(z.dtype())?)
+        })
     }
 
     fn path(&self, z0: &Tensor, spec: &PathSpec) -> Result<TraversalPath> {

@@ -49,38 +49,17 @@ impl Traversal for PotentialFlow {
     }
 
     fn walk(&self, z0: &Tensor, spec: &PathSpec) -> Result<Vec<Tensor>> {
-        spec.validate(self.directions())?;
         let b = z0.dim(0)?;
-        let sign = if spec.negative {
-            -spec.scale
-        } else {
-            spec.scale
-        };
         let dev = z0.device().clone();
-        let mut z = z0.to_dtype(self.potentials.dtype())?;
-        let norms = super::row_norms(&z)?;
-        let mut path = vec![z.clone()];
-        for step in 0..spec.steps {
+        let z0 = z0.to_dtype(self.potentials.dtype())?;
+        super::walk_with(&z0, spec, self.directions(), |step, z, active, sign| {
             let t = Tensor::full(step as f32, b, &dev)?.to_dtype(z.dtype())?;
-            let mut velocity: Option<Tensor> = None;
-            for (k, w) in spec.plan.active(step) {
-                let g = (self.potentials.grad(&z, &t, k)? * w)?;
-                velocity = Some(match velocity {
-                    Some(v) => (v + g)?,
-                    None => g,
-                });
+            let mut velocity = z.zeros_like()?;
+            for &(k, w) in active {
+                velocity = (velocity + (self.potentials.grad(z, &t, k)? * w)?)?;
             }
-            let Some(velocity) = velocity else {
-                return Err(crate::Error::config("a plan needs at least one direction"));
-            };
-            z = (&z + (velocity * sign)?)?;
-            if spec.preserve_density {
-                z = super::keep_norms(&z, &norms)?;
-            }
-            path.push(z.clone());
-        }
-        super::check_finite_walk(&path)?;
-        Ok(path)
+            Ok((z + (velocity * sign)?)?)
+        })
     }
 
     fn potentials(&self) -> Option<&Potentials> {

@@ -58,28 +58,9 @@ impl Traversal for WarpedFlow {
     }
 
     fn walk(&self, z0: &Tensor, spec: &PathSpec) -> Result<Vec<Tensor>> {
-        spec.validate(self.directions())?;
-        let sign = if spec.negative {
-            -spec.scale
-        } else {
-            spec.scale
-        };
-        let mut z = z0.clone();
-        let norms = super::row_norms(&z)?;
-        let mut path = vec![z.clone()];
-        for step in 0..spec.steps {
-            let active = spec.plan.active(step);
-            if active.is_empty() {
-                return Err(crate::Error::config("a plan needs at least one direction"));
-            }
-            z = (&z + (self.velocity(&z, &active)? * sign)?)?;
-            if spec.preserve_density {
-                z = super::keep_norms(&z, &norms)?;
-            }
-            path.push(z.clone());
-        }
-        super::check_finite_walk(&path)?;
-        Ok(path)
+        super::walk_with(z0, spec, self.directions(), |_, z, active, sign| {
+            Ok((z + (self.velocity(z, active)? * sign)?)?)
+        })
     }
 
     fn path(&self, z0: &Tensor, spec: &PathSpec) -> Result<TraversalPath> {

@@ -109,13 +109,7 @@ impl FactorTrainConfig {
     }
 
     fn fingerprint(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(m) = v.as_object_mut() {
-            for key in ["iters", "checkpoint_every", "log_every"] {
-                m.remove(key);
-            }
-        }
-        v
+        job::fingerprint(self)
     }
 }
 

@@ -136,13 +136,7 @@ impl GeneratorTrainConfig {
 
     /// The settings that must agree for a run to be resumed (everything but `iters`).
     fn fingerprint(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("iters");
-            m.remove("checkpoint_every");
-            m.remove("log_every");
-        }
-        v
+        job::fingerprint(self)
     }
 }
 

@@ -104,6 +104,18 @@ fn is_empty_of_user_files(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// What a run's settings must match to be resumed: all of them but the iterations and the
+/// checkpoint and log intervals (a run may be resumed for longer, or report more often).
+pub fn fingerprint(settings: &impl serde::Serialize) -> serde_json::Value {
+    let mut v = serde_json::to_value(settings).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        for key in ["iters", "checkpoint_every", "log_every"] {
+            m.remove(key);
+        }
+    }
+    v
+}
+
 /// One training job as the loop drives it.
 pub trait Steps {
     /// Runs iteration `iteration` (0-based) and returns its named values.

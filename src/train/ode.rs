@@ -214,13 +214,7 @@ impl OdeTrainConfig {
     }
 
     fn fingerprint(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(m) = v.as_object_mut() {
-            for key in ["iters", "checkpoint_every", "log_every"] {
-                m.remove(key);
-            }
-        }
-        v
+        job::fingerprint(self)
     }
 
     /// The regressor folder: the one given, or DATASET-factors beside the generator.
@@ -465,27 +459,15 @@ impl OdeTrainer {
     }
 
     fn state_tensors(&self) -> Result<BTreeMap<String, Tensor>> {
-        let mut out = BTreeMap::new();
-        for (n, t) in self.params.tensors()? {
-            out.insert(format!("ode_params.{n}"), t);
-        }
-        for (n, t) in self.opt.state() {
-            out.insert(format!("opt.{n}"), t);
-        }
-        Ok(out)
+        super::state::gather(&[("ode_params.", &self.params)], &[("opt.", &self.opt)])
     }
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {
-        let part = |prefix: &str| -> BTreeMap<String, Tensor> {
-            state
-                .tensors
-                .iter()
-                .filter_map(|(n, t)| n.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
-                .collect()
-        };
-        self.params.load(&part("ode_params."))?;
-        self.opt.load_state(&part("opt."), state.iteration)?;
-        Ok(())
+        super::state::scatter(
+            state,
+            &[("ode_params.", &self.params)],
+            &mut [("opt.", &mut self.opt)],
+        )
     }
 }
 

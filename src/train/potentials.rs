@@ -274,13 +274,7 @@ impl PotentialTrainConfig {
     }
 
     fn fingerprint(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(m) = v.as_object_mut() {
-            for key in ["iters", "checkpoint_every", "log_every"] {
-                m.remove(key);
-            }
-        }
-        v
+        job::fingerprint(self)
     }
 
     /// Bytes a training iteration on a generator `g` takes, estimated from above: the
@@ -598,33 +592,18 @@ impl PotentialTrainer {
     }
 
     fn state_tensors(&self) -> Result<BTreeMap<String, Tensor>> {
-        let mut out = BTreeMap::new();
-        for (prefix, p) in [("pot.", &self.pot_params), ("clf.", &self.clf_params)] {
-            for (n, t) in p.tensors()? {
-                out.insert(format!("{prefix}{n}"), t);
-            }
-        }
-        for (prefix, opt) in [("opt0.", &self.opt_pot), ("opt1.", &self.opt_clf)] {
-            for (n, t) in opt.state() {
-                out.insert(format!("{prefix}{n}"), t);
-            }
-        }
-        Ok(out)
+        super::state::gather(
+            &[("pot.", &self.pot_params), ("clf.", &self.clf_params)],
+            &[("opt0.", &self.opt_pot), ("opt1.", &self.opt_clf)],
+        )
     }
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {
-        let part = |prefix: &str| -> BTreeMap<String, Tensor> {
-            state
-                .tensors
-                .iter()
-                .filter_map(|(n, t)| n.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
-                .collect()
-        };
-        self.pot_params.load(&part("pot."))?;
-        self.clf_params.load(&part("clf."))?;
-        self.opt_pot.load_state(&part("opt0."), state.iteration)?;
-        self.opt_clf.load_state(&part("opt1."), state.iteration)?;
-        Ok(())
+        super::state::scatter(
+            state,
+            &[("pot.", &self.pot_params), ("clf.", &self.clf_params)],
+            &mut [("opt0.", &mut self.opt_pot), ("opt1.", &mut self.opt_clf)],
+        )
     }
 }
 

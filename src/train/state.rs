@@ -180,6 +180,50 @@ pub fn write_log_csv(path: &Path, log: &[LogRow]) -> Result<()> {
     atomic::write(path, out.as_bytes())
 }
 
+/// The tensors of a training state: every parameter store's tensors and every optimiser's
+/// moments, each under its prefix (`"pot."`, `"opt0."`, …).
+pub fn gather(
+    params: &[(&str, &crate::nn::Params)],
+    optimisers: &[(&str, &crate::nn::Adam)],
+) -> Result<BTreeMap<String, Tensor>> {
+    let mut out = BTreeMap::new();
+    for (prefix, p) in params {
+        for (n, t) in p.tensors()? {
+            out.insert(format!("{prefix}{n}"), t);
+        }
+    }
+    for (prefix, opt) in optimisers {
+        for (n, t) in opt.state() {
+            out.insert(format!("{prefix}{n}"), t);
+        }
+    }
+    Ok(out)
+}
+
+/// The tensors of `state` under `prefix`, with the prefix taken off.
+pub fn part(state: &TrainState, prefix: &str) -> BTreeMap<String, Tensor> {
+    state
+        .tensors
+        .iter()
+        .filter_map(|(n, t)| n.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
+        .collect()
+}
+
+/// Restores what [`gather`] saved: every store's parameters and every optimiser's moments.
+pub fn scatter(
+    state: &TrainState,
+    params: &[(&str, &crate::nn::Params)],
+    optimisers: &mut [(&str, &mut crate::nn::Adam)],
+) -> Result<()> {
+    for (prefix, p) in params {
+        p.load(&part(state, prefix))?;
+    }
+    for (prefix, opt) in optimisers.iter_mut() {
+        opt.load_state(&part(state, prefix), state.iteration)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,13 +167,7 @@ impl WarpedTrainConfig {
     }
 
     fn fingerprint(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(m) = v.as_object_mut() {
-            for key in ["iters", "checkpoint_every", "log_every"] {
-                m.remove(key);
-            }
-        }
-        v
+        job::fingerprint(self)
     }
 
     /// The architecture these settings train.
@@ -320,33 +314,18 @@ impl WarpedTrainer {
     }
 
     fn state_tensors(&self) -> Result<BTreeMap<String, Tensor>> {
-        let mut out = BTreeMap::new();
-        for (prefix, p) in [("warp.", &self.warp_params), ("rec.", &self.rec_params)] {
-            for (n, t) in p.tensors()? {
-                out.insert(format!("{prefix}{n}"), t);
-            }
-        }
-        for (prefix, opt) in [("opt0.", &self.opt_warp), ("opt1.", &self.opt_rec)] {
-            for (n, t) in opt.state() {
-                out.insert(format!("{prefix}{n}"), t);
-            }
-        }
-        Ok(out)
+        super::state::gather(
+            &[("warp.", &self.warp_params), ("rec.", &self.rec_params)],
+            &[("opt0.", &self.opt_warp), ("opt1.", &self.opt_rec)],
+        )
     }
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {
-        let part = |prefix: &str| -> BTreeMap<String, Tensor> {
-            state
-                .tensors
-                .iter()
-                .filter_map(|(n, t)| n.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
-                .collect()
-        };
-        self.warp_params.load(&part("warp."))?;
-        self.rec_params.load(&part("rec."))?;
-        self.opt_warp.load_state(&part("opt0."), state.iteration)?;
-        self.opt_rec.load_state(&part("opt1."), state.iteration)?;
-        Ok(())
+        super::state::scatter(
+            state,
+            &[("warp.", &self.warp_params), ("rec.", &self.rec_params)],
+            &mut [("opt0.", &mut self.opt_warp), ("opt1.", &mut self.opt_rec)],
+        )
     }
 }
 
