@@ -391,7 +391,7 @@ fn a_direction_set_gets_sliders_and_a_step_plot_but_no_landscape() {
     });
     assert_eq!(h.state().methods[0].method, "sefa");
     h.get_by_role_and_label(egui::accesskit::Role::Slider, "0: direction 0");
-    h.get_by_label_contains("sefa moves along fixed directions");
+    h.get_by_label_contains("sefa has no potential u(z, t) to draw");
     let still = h.state().frame.clone().unwrap();
     h.state_mut().state.sliders[1] = 2.0;
     step_until(&mut h, "a frame along direction 1", |a| {

@@ -1086,7 +1086,8 @@ impl App {
                     } else if let Some(m) = current {
                         ui.heading("Landscape");
                         ui.label(format!(
-                            "{} moves along fixed directions: there is no potential to draw.",
+                            "{} has no potential u(z, t) to draw: the landscape is drawn for \
+                             potential flows (PDE, linear).",
                             m.method
                         ));
                         ui.separator();

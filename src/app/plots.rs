@@ -1,6 +1,6 @@
 //! Live plots along the current path against t, the current t marked: the step length
 //! every method has, and the series the method records (potentials: u(z_t, t) and the
-//! wave residual).
+//! wave residual; WarpedSpace: its warping function as u; NeuralODE: the ODE speed).
 
 use super::App;
 use crate::methods::{StepRecord, series};
@@ -10,7 +10,11 @@ use egui_plot::{
 };
 
 /// The method-specific series drawn when a method records them, with their labels.
-const PLOTTED: [(&str, &str); 2] = [(series::U, "u(z_t, t)"), (series::RESIDUAL, "residual")];
+const PLOTTED: [(&str, &str); 3] = [
+    (series::U, "u(z_t, t)"),
+    (series::RESIDUAL, "residual"),
+    (series::ODE_SPEED, "|dz/dt|"),
+];
 
 /// Plots of the newest frame's records.
 pub fn plot_ui(app: &mut App, ui: &mut egui::Ui) {
