@@ -476,6 +476,85 @@ fn eval_compare_scores_every_method_by_one_protocol_and_writes_its_tables() {
 }
 
 #[test]
+fn eval_compare_trains_every_method_with_one_budget_and_keeps_finished_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = own_model(tmp.path());
+    let work = tmp.path().join("protocol");
+    let args = [
+        "eval",
+        "compare",
+        "--model",
+        s(&model),
+        "--train",
+        s(&work),
+        "--train-seeds",
+        "1,2",
+        "--train-iters",
+        "2",
+        "--train-batch",
+        "4",
+        "--k",
+        "2",
+        "--no-ode",
+        "--skip-vp",
+        "--codes",
+        "8",
+        "--steps",
+        "3",
+    ];
+    let table = ok(&args);
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    let runs: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            let cells: Vec<&str> = r.split('|').map(str::trim).collect();
+            (cells[1], cells[2])
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("pde", "2"),
+            ("linear", "2"),
+            ("sefa", "1"),
+            ("ganspace", "2"),
+            ("dplase", "2"),
+            ("warped", "2")
+        ],
+        "{table}"
+    );
+    for run in [
+        "m-pde-1",
+        "m-linear-2",
+        "m-sefa-1",
+        "m-dplase-2",
+        "m-warped-2",
+    ] {
+        assert!(work.join(run).join("manifest.json").is_file(), "{run}");
+    }
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(work.join("m-warped-2/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["training"]["iterations"], 2);
+    assert_eq!(manifest["training"]["seed"], 2);
+    // Again: the finished runs are kept (the same weights), the same table.
+    let before = std::fs::read(work.join("m-pde-2/model.safetensors")).unwrap();
+    assert_eq!(ok(&args), table);
+    assert_eq!(
+        std::fs::read(work.join("m-pde-2/model.safetensors")).unwrap(),
+        before
+    );
+    // NeuralODE needs a regressor; --methods and --train do not go together.
+    let mut with_ode: Vec<&str> = args.iter().copied().filter(|a| *a != "--no-ode").collect();
+    let e = fails(&with_ode);
+    assert!(e.contains("--no-ode") && e.contains("train-factors"), "{e}");
+    with_ode.extend(["--no-ode", "--methods", s(&model)]);
+    let e = fails(&with_ode);
+    assert!(e.contains("leave out --methods"), "{e}");
+}
+
+#[test]
 fn density_preserving_walks_keep_the_norm_from_every_command_and_eval_quality_measures_them() {
     let tmp = tempfile::tempdir().unwrap();
     let model = own_model(tmp.path());

@@ -259,10 +259,11 @@ pub fn compare(args: super::EvalCompareArgs) -> Result<()> {
     }
     let dev = device()?;
     let g = load_generator(&args.model, &dev)?;
-    let dirs = if args.methods.is_empty() {
-        crate::store::find_methods(&args.model)
-    } else {
-        args.methods.clone()
+    let dirs = match (&args.train, args.methods.is_empty()) {
+        (Some(_), false) => bail!("--train makes the folders to compare: leave out --methods"),
+        (Some(work), true) => super::protocol::train_all(&args, work, &g, &dev)?,
+        (None, true) => crate::store::find_methods(&args.model),
+        (None, false) => args.methods.clone(),
     };
     if dirs.is_empty() {
         bail!(

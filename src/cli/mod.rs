@@ -8,6 +8,7 @@ mod eval;
 mod export;
 mod import;
 mod potentials;
+mod protocol;
 mod sample;
 mod train;
 mod warped;
@@ -792,6 +793,27 @@ pub struct EvalCompareArgs {
     /// Leave the VP column out (its classifier is the slow part): the other columns only.
     #[arg(long)]
     pub skip_vp: bool,
+    /// Make the runs first, into this folder: every trainable method (PDE, linear,
+    /// WarpedSpace, NeuralODE) trained with one budget and the --train-seeds, SeFa fitted,
+    /// GANSpace and DP-LaSE fitted with each seed; runs already there are kept (an
+    /// interrupted one resumes). Then compare them (instead of --methods).
+    #[arg(long)]
+    pub train: Option<PathBuf>,
+    /// With --train: the training seeds of every method.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub train_seeds: Vec<u64>,
+    /// With --train: iterations of every trained method.
+    #[arg(long, default_value_t = 1000)]
+    pub train_iters: u64,
+    /// With --train: codes per batch of every trained method.
+    #[arg(long, default_value_t = 16)]
+    pub train_batch: usize,
+    /// With --train: directions K of every method (NeuralODE has one field per factor).
+    #[arg(long, default_value_t = 6)]
+    pub k: usize,
+    /// With --train: leave NeuralODE out (it needs a factor regressor beside the model).
+    #[arg(long)]
+    pub no_ode: bool,
     /// Factor regressor (default: DATASET-factors beside the model folder; without one
     /// the factor columns stay empty).
     #[arg(long)]
