@@ -476,6 +476,81 @@ fn eval_compare_scores_every_method_by_one_protocol_and_writes_its_tables() {
 }
 
 #[test]
+fn dplase_confined_to_a_channel_subspace_is_fitted_and_bad_subspaces_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = own_model(tmp.path());
+    let out = tmp.path().join("sub");
+    let line = fit(
+        &model,
+        "dplase",
+        &[
+            "--k",
+            "2",
+            "--iters",
+            "20",
+            "--subspaces",
+            "2",
+            "--subspace",
+            "1",
+            "--samples",
+            "200",
+            "--out",
+            s(&out),
+        ],
+    );
+    assert!(line.contains("2 directions by dplase"), "{line}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["training"]["settings"]["subspaces"], 2);
+    assert_eq!(manifest["training"]["settings"]["subspace"], 1);
+    let g = s(&model);
+    let e = fails(&[
+        "fit-directions",
+        "--generator",
+        g,
+        "--method",
+        "dplase",
+        "--k",
+        "2",
+        "--subspaces",
+        "2",
+        "--subspace",
+        "2",
+        "--out",
+        s(&tmp.path().join("x")),
+    ]);
+    assert!(e.contains("subspace 2 does not exist"), "{e}");
+    let e = fails(&[
+        "fit-directions",
+        "--generator",
+        g,
+        "--method",
+        "sefa",
+        "--k",
+        "2",
+        "--subspaces",
+        "2",
+        "--out",
+        s(&tmp.path().join("y")),
+    ]);
+    assert!(e.contains("DP-LaSE only"), "{e}");
+    let e = fails(&[
+        "fit-directions",
+        "--generator",
+        g,
+        "--method",
+        "dplase",
+        "--k",
+        "2",
+        "--subspaces",
+        "100000",
+        "--out",
+        s(&tmp.path().join("z")),
+    ]);
+    assert!(e.contains("groups"), "{e}");
+}
+
+#[test]
 fn eval_compare_trains_every_method_with_one_budget_and_keeps_finished_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let model = own_model(tmp.path());

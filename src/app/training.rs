@@ -1,7 +1,7 @@
 //! The training panel: method and hyperparameters, start / cancel, progress with
 //! iterations per second and ETA, and live loss curves per term.
 
-use crate::methods::closed_form::{self, DirectionMethod, FitConfig};
+use crate::methods::closed_form::{DirectionMethod, FitConfig};
 use crate::train::Progress;
 use crate::train::TrainJob;
 use crate::train::ode::{OdeTrainConfig, defaults as ode_defaults};
@@ -57,6 +57,9 @@ pub struct TrainingPanel {
     /// NeuralODE: hidden layers per field and the keep term's weight.
     depth: usize,
     w_keep: f64,
+    /// DP-LaSE: channel subspaces (0: none) and the one the edit is confined to.
+    subspaces: usize,
+    subspace: usize,
     k: usize,
     steps: usize,
     iters: u64,
@@ -88,6 +91,8 @@ impl Default for TrainingPanel {
             w_shift: warped_defaults::W_SHIFT,
             depth: ode_defaults::DEPTH,
             w_keep: ode_defaults::W_KEEP,
+            subspaces: 0,
+            subspace: 0,
             k: defaults::PANEL_K,
             steps: defaults::STEPS,
             iters: defaults::PANEL_ITERS,
@@ -433,15 +438,17 @@ impl TrainingPanel {
                 {
                     match self.destination(dir) {
                         Some(parent) => {
-                            let cfg = FitConfig {
-                                method,
-                                k: self.k,
-                                step: closed_form::DEFAULT_STEP,
-                                samples: closed_form::DEFAULT_SAMPLES,
-                                seed: closed_form::DEFAULT_SEED,
-                                iters: closed_form::DEFAULT_ITERS,
-                            };
-                            let out = parent.join(format!("directions-{}", method.name()));
+                            let mut cfg = FitConfig::new(method, self.k);
+                            let mut folder = format!("directions-{}", method.name());
+                            if method == DirectionMethod::DpLase && self.subspaces > 0 {
+                                cfg.subspaces = self.subspaces;
+                                cfg.subspace = self.subspace;
+                                folder = format!(
+                                    "{folder}-subspace-{}-of-{}",
+                                    self.subspace, self.subspaces
+                                );
+                            }
+                            let out = parent.join(folder);
                             self.message = format!("fitting {}…", method.name());
                             command = Some(Command::FitDirections(cfg, out));
                         }
@@ -454,6 +461,22 @@ impl TrainingPanel {
                     }
                 }
             }
+        });
+        ui.horizontal(|ui| {
+            ui.label("DP-LaSE subspaces");
+            ui.add(egui::DragValue::new(&mut self.subspaces).range(0..=16))
+                .on_hover_text(
+                    "Group the first layer's channels into this many subspaces (self-expression \
+                     and spectral clustering) and confine DP-LaSE's edit to one; 0: no \
+                     refinement",
+                );
+            ui.add_enabled_ui(self.subspaces > 0, |ui| {
+                ui.label("edit in");
+                let last = self.subspaces.saturating_sub(1);
+                self.subspace = self.subspace.min(last);
+                ui.add(egui::DragValue::new(&mut self.subspace).range(0..=last))
+                    .on_hover_text("The subspace DP-LaSE's directions may change");
+            });
         });
         let (it, total) = self.position;
         if total > 0 {

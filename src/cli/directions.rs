@@ -24,7 +24,12 @@ pub fn fit_directions(args: FitDirectionsArgs) -> Result<()> {
         samples: args.samples,
         seed: args.seed,
         iters: args.iters,
+        subspaces: args.subspaces,
+        subspace: args.subspace,
     };
+    if method != DirectionMethod::DpLase && args.subspaces > 0 {
+        anyhow::bail!("--subspaces refines DP-LaSE only (--method dplase)");
+    }
     let scores = fit_and_save(&g, &cfg, &out, &command_line(), args.force, &dev)?;
     let ranked: Vec<String> = scores.iter().map(|s| format!("{s:.4}")).collect();
     println!(

@@ -482,7 +482,8 @@ pub struct FitDirectionsArgs {
     /// variance per dimension: 10 steps of 0.3 move 3 standard deviations).
     #[arg(long, default_value_t = crate::methods::closed_form::DEFAULT_STEP)]
     pub step: f64,
-    /// GANSpace: codes sampled from the prior.
+    /// GANSpace: codes sampled from the prior (DP-LaSE with --subspaces: the codes that
+    /// group the channels, at most 2,000 of them).
     #[arg(long, default_value_t = crate::methods::closed_form::DEFAULT_SAMPLES)]
     pub samples: usize,
     /// GANSpace: seed of the sampled codes; DP-LaSE: of its start and batches (and the
@@ -492,6 +493,13 @@ pub struct FitDirectionsArgs {
     /// DP-LaSE: Adam iterations.
     #[arg(long, default_value_t = crate::methods::closed_form::DEFAULT_ITERS)]
     pub iters: usize,
+    /// DP-LaSE: group the first layer's channels into this many subspaces (self-expressive
+    /// coefficients, spectral clustering) and confine the edit to --subspace (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub subspaces: usize,
+    /// DP-LaSE with --subspaces: the subspace the edit is confined to.
+    #[arg(long, default_value_t = 0)]
+    pub subspace: usize,
     /// Output folder (default: GENERATOR/directions-METHOD).
     #[arg(long)]
     pub out: Option<PathBuf>,

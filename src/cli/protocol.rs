@@ -6,7 +6,7 @@
 
 use super::EvalCompareArgs;
 use super::train::with_progress;
-use crate::methods::closed_form::{self, DirectionMethod, FitConfig, fit_and_save};
+use crate::methods::closed_form::{DirectionMethod, FitConfig, fit_and_save};
 use crate::models::potential::PotentialKind;
 use crate::store::LoadedGenerator;
 use crate::train::ode::OdeTrainConfig;
@@ -64,14 +64,8 @@ fn runs(args: &EvalCompareArgs, dir: &Path, g: &LoadedGenerator) -> Vec<(PathBuf
             &args.train_seeds
         };
         for &seed in seeds {
-            let cfg = FitConfig {
-                method,
-                k: args.k.min(g.config.latent),
-                step: closed_form::DEFAULT_STEP,
-                samples: closed_form::DEFAULT_SAMPLES,
-                seed,
-                iters: closed_form::DEFAULT_ITERS,
-            };
+            let mut cfg = FitConfig::new(method, args.k.min(g.config.latent));
+            cfg.seed = seed;
             out.push((folder(method.name(), seed), Run::Fit(cfg)));
         }
     }

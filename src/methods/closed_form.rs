@@ -201,6 +201,9 @@ pub struct FirstLayer {
     pub bias: Tensor,
     /// Per output: scale and shift of the batch norm after it (GAN), or none (VAE).
     pub norm: Option<(Tensor, Tensor)>,
+    /// Consecutive outputs that make one channel: a VAE's fully connected units are a
+    /// channel each (1), a GAN's 4 × 4 maps 16.
+    pub per_channel: usize,
 }
 
 impl FirstLayer {
@@ -227,6 +230,7 @@ impl FirstLayer {
                 weight: get("decoder.fc0.weight")?,
                 bias: get("decoder.fc0.bias")?,
                 norm: None,
+                per_channel: 1,
             },
             GeneratorKind::Gan => {
                 let w = get("generator.deconv0.weight")?; // (d, C, 4, 4)
@@ -245,9 +249,15 @@ impl FirstLayer {
                     weight: w.reshape((d, c * per))?.t()?.contiguous()?,
                     bias: repeat(get("generator.deconv0.bias")?)?,
                     norm: Some((repeat(scale)?, repeat(shift)?)),
+                    per_channel: per,
                 }
             }
         })
+    }
+
+    /// The number of channels (outputs / [`FirstLayer::per_channel`]).
+    pub fn channels(&self) -> Result<usize> {
+        Ok(self.weight.dim(0)? / self.per_channel.max(1))
     }
 
     /// The activations after the first layer and its non-linearity (ReLU) for codes z
@@ -422,6 +432,27 @@ pub struct FitConfig {
     pub seed: u64,
     /// DP-LaSE: Adam iterations.
     pub iters: usize,
+    /// DP-LaSE: group the first layer's channels into this many subspaces (0: no
+    /// refinement) and confine the edit to [`FitConfig::subspace`].
+    pub subspaces: usize,
+    /// DP-LaSE: the subspace the edit is confined to (with `subspaces` > 0).
+    pub subspace: usize,
+}
+
+impl FitConfig {
+    /// The defaults for `method` with K directions (no subspace refinement).
+    pub fn new(method: DirectionMethod, k: usize) -> Self {
+        Self {
+            method,
+            k,
+            step: DEFAULT_STEP,
+            samples: DEFAULT_SAMPLES,
+            seed: DEFAULT_SEED,
+            iters: DEFAULT_ITERS,
+            subspaces: 0,
+            subspace: 0,
+        }
+    }
 }
 
 /// The directions (unit vectors, K × d) and, per direction, what ranks it: SeFa's
@@ -447,19 +478,62 @@ pub fn fit(
     let (scores, dirs) = match cfg.method {
         DirectionMethod::Sefa => sefa(&FirstLayer::of(g, device)?.weight, cfg.k)?,
         DirectionMethod::Ganspace => ganspace_of(g, cfg.k, cfg.samples, cfg.seed, device)?,
-        DirectionMethod::DpLase => crate::methods::dplase::train(
-            &FirstLayer::of(g, device)?,
-            g.config.prior,
-            g.config.latent,
-            &crate::methods::dplase::DpLaseConfig {
-                k: cfg.k,
-                seed: cfg.seed,
-                iters: cfg.iters,
-                ..Default::default()
-            },
-            device,
-            &mut |_, _, _| {},
-        )?,
+        DirectionMethod::DpLase => {
+            let layer = FirstLayer::of(g, device)?;
+            let mask = if cfg.subspaces > 0 {
+                if cfg.subspace >= cfg.subspaces {
+                    return Err(Error::config(format!(
+                        "subspace {} does not exist: there are {} (0..{})",
+                        cfg.subspace,
+                        cfg.subspaces,
+                        cfg.subspaces - 1
+                    )));
+                }
+                let channels = layer.channels()?;
+                crate::limits::check_count(
+                    "the first layer's channels for --subspaces",
+                    channels,
+                    1024,
+                )?;
+                if cfg.subspaces > channels {
+                    return Err(Error::config(format!(
+                        "cannot make {} groups of {channels} channels",
+                        cfg.subspaces
+                    )));
+                }
+                let labels = crate::methods::subspace::channel_groups(
+                    &layer,
+                    g.config.prior,
+                    g.config.latent,
+                    cfg.subspaces,
+                    cfg.samples.min(2000),
+                    cfg.seed,
+                    device,
+                )?;
+                Some(crate::methods::subspace::group_mask(
+                    &labels,
+                    cfg.subspace,
+                    layer.weight.dim(0)?,
+                    device,
+                )?)
+            } else {
+                None
+            };
+            crate::methods::dplase::train(
+                &layer,
+                g.config.prior,
+                g.config.latent,
+                &crate::methods::dplase::DpLaseConfig {
+                    k: cfg.k,
+                    seed: cfg.seed,
+                    iters: cfg.iters,
+                    ..Default::default()
+                },
+                mask.as_ref(),
+                device,
+                &mut |_, _, _| {},
+            )?
+        }
     };
     let dirs = dirs
         .into_iter()
@@ -519,6 +593,10 @@ pub fn fit_and_save(
         }
         DirectionMethod::DpLase => {
             settings.insert("iters".into(), cfg.iters.into());
+            if cfg.subspaces > 0 {
+                settings.insert("subspaces".into(), cfg.subspaces.into());
+                settings.insert("subspace".into(), cfg.subspace.into());
+            }
         }
         DirectionMethod::Sefa => {}
     }

@@ -11,8 +11,10 @@
 //!
 //! The loss is L_var + w_dec L_dec + w_orth L_orth. The walks are density-preserving by
 //! the app's and the commands' toggle (norm rescaling: the paper's walk for a Gaussian
-//! prior). Not built: the learned CDF model and correction network for non-Gaussian latents
-//! (every generator here has an N(0, I) prior) and the channel-subspace refinement.
+//! prior). The channel-subspace refinement ([`super::subspace`]) confines the edit to one
+//! group of the layer's channels: L_var and L_dec on the change inside it, plus
+//! w_out · L_out for the change outside. Not built: the learned CDF model and correction
+//! network for non-Gaussian latents (every generator here has an N(0, I) prior).
 
 use super::closed_form::FirstLayer;
 use crate::models::{LatentPrior, sample_latents};
@@ -41,6 +43,8 @@ pub struct DpLaseConfig {
     pub w_dec: f64,
     /// Weight of the orthogonality term.
     pub w_orth: f64,
+    /// Weight of the change outside the chosen channel subspace (with a mask).
+    pub w_out: f64,
 }
 
 impl Default for DpLaseConfig {
@@ -54,6 +58,7 @@ impl Default for DpLaseConfig {
             epsilon: 1.0,
             w_dec: 1.0,
             w_orth: 1.0,
+            w_out: 1.0,
         }
     }
 }
@@ -66,6 +71,20 @@ pub fn losses(
     z: &Tensor,
     epsilon: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    let (var, dec, orth, _) = confined_losses(layer, gamma, z, epsilon, None)?;
+    Ok((var, dec, orth))
+}
+
+/// The terms with the feature change confined to the outputs `mask` (m, 1 inside, 0
+/// outside; see [`super::subspace`]): L_var and L_dec measured on the change inside, and a
+/// fourth term L_out = (1/K) Σ_j E_z ‖ΔF_j outside‖²/m (0 without a mask).
+pub fn confined_losses(
+    layer: &FirstLayer,
+    gamma: &Tensor,
+    z: &Tensor,
+    epsilon: f64,
+    mask: Option<&Tensor>,
+) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
     let (k, d) = gamma.dims2()?;
     let (b, _) = z.dims2()?;
     let z = z.to_dtype(DType::F64)?;
@@ -76,10 +95,19 @@ pub fn losses(
         .unsqueeze(0)?
         .broadcast_add(&(gamma.unsqueeze(1)? * epsilon)?)?
         .reshape((k * b, d))?;
-    let delta = layer
+    let change = layer
         .features(&shifted)?
         .reshape((k, b, m))?
         .broadcast_sub(&f0.unsqueeze(0)?)?;
+    let (delta, l_out) = match mask {
+        Some(mask) => {
+            let mask = mask.to_dtype(DType::F64)?;
+            let outside = change.broadcast_mul(&(1.0 - &mask)?)?;
+            let l_out = (outside.sqr()?.sum(2)?.mean_all()? / m as f64)?;
+            (change.broadcast_mul(&mask)?, l_out)
+        }
+        None => (change, Tensor::zeros((), DType::F64, z.device())?),
+    };
     let sq = delta.sqr()?.sum(2)?; // (K, B)
     let l_var = (sq.mean_all()? * (-1.0 / m as f64))?;
     // cos(ΔF_j, ΔF_l) per code: (B, K, K).
@@ -93,17 +121,19 @@ pub fn losses(
     let l_dec = (off.sqr()?.sum_all()? / (b as f64 * pairs))?;
     let gram = gamma.matmul(&gamma.t()?)?;
     let l_orth = (gram - eye)?.sqr()?.sum_all()?;
-    Ok((l_var, l_dec, l_orth))
+    Ok((l_var, l_dec, l_orth, l_out))
 }
 
 /// Learns K directions for `layer` under the prior, with progress `(iteration, total,
-/// loss)`; returns them as unit vectors, ranked by the feature change each makes (the
+/// loss)`; with `mask`, the edit is confined to those outputs (a channel subspace). Returns
+/// them as unit vectors, ranked by the feature change each makes (inside the mask; the
 /// change is returned beside them, mean ‖ΔF‖²/m at ε).
 pub fn train(
     layer: &FirstLayer,
     prior: LatentPrior,
     latent: usize,
     cfg: &DpLaseConfig,
+    mask: Option<&Tensor>,
     device: &Device,
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
@@ -137,8 +167,9 @@ pub fn train(
         // dimensions are mostly noise, which a constant rate keeps as a random walk.
         adam.lr = cfg.lr * (1.0 - it as f64 / cfg.iters as f64);
         let z = sample_latents(prior, cfg.batch, latent, &mut rng, device)?;
-        let (var, dec, orth) = losses(layer, gamma.as_tensor(), &z, cfg.epsilon)?;
-        let loss = ((var + (dec * cfg.w_dec)?)? + (orth * cfg.w_orth)?)?;
+        let (var, dec, orth, out) =
+            confined_losses(layer, gamma.as_tensor(), &z, cfg.epsilon, mask)?;
+        let loss = (((var + (dec * cfg.w_dec)?)? + (orth * cfg.w_orth)?)? + (out * cfg.w_out)?)?;
         let value = loss.to_scalar::<f64>()?;
         if !value.is_finite() {
             return Err(Error::config(format!(
@@ -161,7 +192,7 @@ pub fn train(
         }
         let unit: Vec<f64> = row.iter().map(|x| x / norm).collect();
         let g = Tensor::from_vec(unit.clone(), (1, latent), device)?;
-        let (var, _, _) = losses(layer, &g, &z, cfg.epsilon)?;
+        let (var, _, _, _) = confined_losses(layer, &g, &z, cfg.epsilon, mask)?;
         ranked.push((-var.to_scalar::<f64>()?, unit));
     }
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -181,6 +212,7 @@ mod tests {
             weight: Tensor::from_vec(w, (d, d), &Device::Cpu).unwrap(),
             bias: Tensor::zeros(d, DType::F64, &Device::Cpu).unwrap(),
             norm: None,
+            per_channel: 1,
         }
     }
 
@@ -219,6 +251,7 @@ mod tests {
             LatentPrior::StandardNormal,
             4,
             &cfg,
+            None,
             &Device::Cpu,
             &mut |_, _, l| last = l,
         )
@@ -238,6 +271,7 @@ mod tests {
             LatentPrior::StandardNormal,
             4,
             &bad,
+            None,
             &Device::Cpu,
             &mut |_, _, _| {},
         );

@@ -7,6 +7,7 @@ pub mod directions;
 pub mod dplase;
 pub mod ode;
 pub mod potential_flow;
+pub mod subspace;
 pub mod warped;
 
 pub use directions::Directions;
