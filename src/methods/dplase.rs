@@ -16,7 +16,7 @@
 //! w_out · L_out for the change outside. Not built: the learned CDF model and correction
 //! network for non-Gaussian latents (every generator here has an N(0, I) prior).
 
-use super::closed_form::FirstLayer;
+use super::first_layer::FirstLayer;
 use crate::models::{LatentPrior, sample_latents};
 use crate::nn::Adam;
 use crate::{Error, Result};

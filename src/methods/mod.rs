@@ -5,6 +5,7 @@
 pub mod closed_form;
 pub mod directions;
 pub mod dplase;
+pub mod first_layer;
 pub mod ode;
 pub mod potential_flow;
 pub mod subspace;

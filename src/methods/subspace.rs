@@ -14,7 +14,7 @@
 //!    measures the feature change inside the mask and penalises the change outside it
 //!    ([`super::dplase::losses`] with a mask).
 
-use super::closed_form::{FirstLayer, symmetric_eigen};
+use super::first_layer::{FirstLayer, symmetric_eigen};
 use crate::models::{LatentPrior, sample_latents};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
