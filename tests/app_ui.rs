@@ -314,6 +314,15 @@ fn the_training_panel_fits_closed_form_directions_that_appear_as_methods() {
     // The panel's K is 6; the latent space has 4 dimensions, so 4 directions.
     assert_eq!(sefa.names.len(), 4);
     assert!(dir.join("directions-sefa/strips.png").is_file());
+    // DP-LaSE confined to a channel subspace gets a folder of its own.
+    h.state_mut().dplase_subspaces(2, 1);
+    h.step();
+    h.get_by_label("Fit DP-LaSE").click_accesskit();
+    step_until(&mut h, "the confined DP-LaSE set", |a| {
+        a.methods
+            .iter()
+            .any(|m| m.dir.ends_with("directions-dplase-subspace-1-of-2"))
+    });
     // A second fit into the same folder is refused, and the set is kept.
     h.get_by_label("Fit SeFa").click_accesskit();
     step_until(&mut h, "the refusal", |a| {

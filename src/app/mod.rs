@@ -1203,6 +1203,12 @@ impl App {
         self.training.set_in_model_folder(inside);
     }
 
+    /// Sets the training panel's DP-LaSE channel subspaces (0: none) and the one the edit
+    /// is confined to, as its two fields do.
+    pub fn dplase_subspaces(&mut self, subspaces: usize, subspace: usize) {
+        self.training.set_subspaces(subspaces, subspace);
+    }
+
     /// Whether a training job runs.
     pub fn training_running(&self) -> bool {
         self.training.is_running()

@@ -159,6 +159,12 @@ impl TrainingPanel {
         self.in_model_folder = inside;
     }
 
+    /// DP-LaSE's channel subspaces (0: none) and the one its edit is confined to.
+    pub fn set_subspaces(&mut self, subspaces: usize, subspace: usize) {
+        self.subspaces = subspaces.min(16);
+        self.subspace = subspace.min(self.subspaces.saturating_sub(1));
+    }
+
     /// Whether a job runs.
     pub fn is_running(&self) -> bool {
         self.running
