@@ -22,7 +22,7 @@
 //! first: its gradient vanished and the fields learned to change nothing). Adam updates
 //! the fields; the generator and the regressor stay frozen.
 
-use super::sets::{self, DIVERSITY_EVERY, diversity_values};
+use super::sets;
 use super::state::{LogRow, TrainState};
 use super::{CancelToken, Progress, job};
 use crate::limits::{self, MAX_BATCH, MAX_STEP_SCALE, MAX_WIDTH};
@@ -554,7 +554,7 @@ pub fn train_ode(
         arch: &arch,
         generator: &generator,
         strip_z: &strip_z,
-        diversity: None,
+        diversity: sets::DiversityLog::default(),
     };
     let spec = job::LoopSpec {
         iters: cfg.iters,
@@ -579,7 +579,7 @@ struct OdeJob<'a> {
     arch: &'a OdeConfig,
     generator: &'a LoadedGenerator,
     strip_z: &'a Tensor,
-    diversity: Option<crate::eval::diversity::Diversity>,
+    diversity: sets::DiversityLog,
 }
 
 impl job::Steps for OdeJob<'_> {
@@ -589,23 +589,15 @@ impl job::Steps for OdeJob<'_> {
         let mut values = self
             .trainer
             .step(&self.generator.model, self.cfg, &mut rng)?;
-        if self.arch.k >= 2 {
-            let d = match self.diversity.take() {
-                Some(d) if !iteration.is_multiple_of(DIVERSITY_EVERY) => d,
-                _ => {
-                    let flow = OdeFlow::new(self.trainer.fields().clone());
-                    sets::measure_diversity(
-                        &flow,
-                        self.generator,
-                        defaults::STRIP_STEPS,
-                        self.cfg.seed,
-                        self.strip_z.device(),
-                    )?
-                }
-            };
-            values.extend(diversity_values(&d));
-            self.diversity = Some(d);
-        }
+        let fields = self.trainer.fields().clone();
+        values.extend(self.diversity.values(
+            iteration,
+            || Box::new(OdeFlow::new(fields)),
+            self.generator,
+            defaults::STRIP_STEPS,
+            self.cfg.seed,
+            self.strip_z.device(),
+        )?);
         Ok(values)
     }
 

@@ -20,7 +20,7 @@
 //! together. A negative step (z_{t+1} = z_t − ∇u, the reflection of the forward step about
 //! z_t) keeps the same label, so a potential has to mean the same thing both ways.
 
-use super::sets::{self, DIVERSITY_EVERY, diversity_values};
+use super::sets;
 use super::state::{LogRow, TrainState};
 use super::{CancelToken, Progress, job};
 use crate::limits::{self, MAX_BATCH, MAX_K, MAX_STEP_SCALE, MAX_STEPS, MAX_WIDTH};
@@ -640,7 +640,7 @@ pub fn train_potentials(
         device,
     )?;
     let mut run = PotentialJob {
-        diversity: None,
+        diversity: sets::DiversityLog::default(),
         trainer,
         saver: Saver {
             cfg,
@@ -684,7 +684,7 @@ struct PotentialJob<'a> {
     trainer: PotentialTrainer,
     saver: Saver<'a>,
     /// The last diversity measured (see [`PotentialJob::diversity`]).
-    diversity: Option<crate::eval::diversity::Diversity>,
+    diversity: sets::DiversityLog,
 }
 
 /// Whether a logged name is a per-potential or per-pair diagnostic (`cos_i_j`, `len_k`,
@@ -722,22 +722,6 @@ pub fn cosine_matrix(values: &[(String, f64)]) -> Option<Vec<Vec<f64>>> {
     Some(m)
 }
 
-impl PotentialJob<'_> {
-    /// The cosines between the K potentials' mean displacements and their path lengths
-    /// (see [`sets::measure_diversity`]): a |cos| near 1 when two potentials collapsed
-    /// onto one axis.
-    fn diversity(&self) -> Result<crate::eval::diversity::Diversity> {
-        let flow = PotentialFlow::new(self.trainer.potentials().clone());
-        sets::measure_diversity(
-            &flow,
-            self.saver.generator,
-            self.saver.cfg.steps,
-            self.saver.cfg.seed,
-            self.saver.strip_z.device(),
-        )
-    }
-}
-
 impl job::Steps for PotentialJob<'_> {
     fn step(&mut self, iteration: u64) -> Result<Vec<(String, f64)>> {
         let cfg = self.saver.cfg;
@@ -748,17 +732,15 @@ impl job::Steps for PotentialJob<'_> {
         let mut values = self
             .trainer
             .step(&self.saver.generator.model, cfg, &mut rng)?;
-        // Measured every DIVERSITY_EVERY iterations (the last values in between), when
-        // there are two potentials to compare: the largest |cos|, the cosine of every pair
-        // `cos_i_j` (i < j) and every potential's mean path length `len_k`.
-        if cfg.k >= 2 {
-            let d = match self.diversity.take() {
-                Some(d) if !iteration.is_multiple_of(DIVERSITY_EVERY) => d,
-                _ => self.diversity()?,
-            };
-            values.extend(diversity_values(&d));
-            self.diversity = Some(d);
-        }
+        let potentials = self.trainer.potentials().clone();
+        values.extend(self.diversity.values(
+            iteration,
+            || Box::new(PotentialFlow::new(potentials)),
+            self.saver.generator,
+            cfg.steps,
+            cfg.seed,
+            self.saver.strip_z.device(),
+        )?);
         if cfg.kind == PotentialKind::Pde {
             let speeds = self.trainer.potentials().speeds()?.to_vec1::<f32>()?;
             for (k, c) in speeds.iter().enumerate() {
@@ -1032,7 +1014,7 @@ mod tests {
             path_length: vec![1.0, 2.0, 3.0],
             length_over_displacement: vec![1.0; 3],
         };
-        let values = diversity_values(&d);
+        let values = sets::diversity_values(&d);
         let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,

@@ -139,6 +139,42 @@ pub fn measure_diversity(
     )
 }
 
+/// The diversity diagnostics of a training run, measured every [`DIVERSITY_EVERY`]
+/// iterations (the last values logged in between): the largest |cos|, the cosine of every
+/// pair `cos_i_j` (i < j) and every direction's mean path length `len_k`.
+#[derive(Default)]
+pub struct DiversityLog {
+    last: Option<crate::eval::diversity::Diversity>,
+}
+
+impl DiversityLog {
+    /// The values to log at `iteration`, measuring `method` anew when it is due (see
+    /// [`measure_diversity`]); none for fewer than two directions.
+    pub fn values(
+        &mut self,
+        iteration: u64,
+        method: impl FnOnce() -> Box<dyn Traversal>,
+        generator: &LoadedGenerator,
+        steps: usize,
+        seed: u64,
+        device: &candle_core::Device,
+    ) -> Result<Vec<(String, f64)>> {
+        let d = match self.last.take() {
+            Some(d) if !iteration.is_multiple_of(DIVERSITY_EVERY) => d,
+            _ => {
+                let method = method();
+                if method.directions() < 2 {
+                    return Ok(Vec::new());
+                }
+                measure_diversity(method.as_ref(), generator, steps, seed, device)?
+            }
+        };
+        let values = diversity_values(&d);
+        self.last = Some(d);
+        Ok(values)
+    }
+}
+
 /// Everything a checkpoint of a trained set writes.
 pub struct SetCheckpoint<'a> {
     /// The manifest's model name.

@@ -6,7 +6,7 @@
 //! penalty L_ε = mean |ε̂ − ε|); the loss L_k + λ L_ε trains the support vectors, the
 //! γ_k and the reconstructor together (Adam each), as in the reference.
 
-use super::sets::{self, DIVERSITY_EVERY, diversity_values};
+use super::sets;
 use super::state::{LogRow, TrainState};
 use super::{CancelToken, Progress, job};
 use crate::limits::{self, MAX_BATCH, MAX_K, MAX_STEP_SCALE};
@@ -373,7 +373,7 @@ pub fn train_warped(
         arch: &arch,
         generator: &generator,
         strip_z: &strip_z,
-        diversity: None,
+        diversity: sets::DiversityLog::default(),
     };
     let spec = job::LoopSpec {
         iters: cfg.iters,
@@ -398,8 +398,8 @@ struct WarpedJob<'a> {
     arch: &'a WarpedConfig,
     generator: &'a LoadedGenerator,
     strip_z: &'a Tensor,
-    /// The last diversity measured.
-    diversity: Option<crate::eval::diversity::Diversity>,
+    /// The paths' diversity diagnostics.
+    diversity: sets::DiversityLog,
 }
 
 impl job::Steps for WarpedJob<'_> {
@@ -409,22 +409,15 @@ impl job::Steps for WarpedJob<'_> {
         let mut values = self
             .trainer
             .step(&self.generator.model, self.cfg, &mut rng)?;
-        // The paths' diversity every DIVERSITY_EVERY iterations (the last values between).
-        let d = match self.diversity.take() {
-            Some(d) if !iteration.is_multiple_of(DIVERSITY_EVERY) => d,
-            _ => {
-                let flow = WarpedFlow::new(self.trainer.warps().clone());
-                sets::measure_diversity(
-                    &flow,
-                    self.generator,
-                    defaults::STRIP_STEPS,
-                    self.cfg.seed,
-                    self.strip_z.device(),
-                )?
-            }
-        };
-        values.extend(diversity_values(&d));
-        self.diversity = Some(d);
+        let warps = self.trainer.warps().clone();
+        values.extend(self.diversity.values(
+            iteration,
+            || Box::new(WarpedFlow::new(warps)),
+            self.generator,
+            defaults::STRIP_STEPS,
+            self.cfg.seed,
+            self.strip_z.device(),
+        )?);
         Ok(values)
     }
 
