@@ -123,6 +123,29 @@ fn warped_paths_train_resume_and_are_walked_exported_and_scored() {
     ]);
     let d: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(d["path_length"].as_array().unwrap().len(), 3, "{d}");
+    // Renamed (as the app's "Edit names" does), the walk names its path.
+    let names: Vec<String> = ["floor", "wall", "object"].map(String::from).to_vec();
+    latentflow::store::rename_directions(&set, &names).unwrap();
+    assert!(latentflow::store::rename_directions(&set, &names[..2]).is_err());
+    ok(&[
+        "traverse",
+        "--model",
+        s(&model),
+        "--potentials",
+        s(&set),
+        "--k",
+        "2",
+        "--steps",
+        "1",
+        "--out",
+        s(&tmp.path().join("named.png")),
+        "--json",
+        s(&tmp.path().join("named.json")),
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("named.json")).unwrap())
+            .unwrap();
+    assert_eq!(doc["directions"][0], "object");
     // It is the model's only method here, so every command's default.
     let out = common::latentflow(&[
         "traverse",
