@@ -29,6 +29,7 @@ fn worker(c: &mut Criterion) {
         step_scale: 1.0,
         start: None,
         preserve_density: false,
+        data_density: false,
     };
     c.bench_function("worker/render_slider_7.5", |b| {
         b.iter(|| render(&model, &req, &dev).map(|f| f.strip.len()))

@@ -295,6 +295,49 @@ fn the_training_panel_trains_neuralode_fields_named_after_the_factors() {
 }
 
 #[test]
+fn keep_density_of_the_data_walks_under_the_fitted_density_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::generator_copy(tmp.path());
+    for args in [
+        vec![
+            "fit-directions",
+            "--method",
+            "sefa",
+            "--k",
+            "2",
+            "--generator",
+        ],
+        vec![
+            "fit-density",
+            "--samples",
+            "32",
+            "--iters",
+            "5",
+            "--correction-iters",
+            "2",
+            "--model",
+        ],
+    ] {
+        let mut args = args;
+        args.push(common::s(&dir));
+        common::ok(&args);
+    }
+    let mut h = harness(&dir);
+    step_until(&mut h, "the model", |a| a.has_density && a.frame.is_some());
+    h.get_by_label("of the data");
+    h.state_mut().state.preserve_density = true;
+    h.state_mut().state.data_density = true;
+    h.state_mut().state.sliders[1] = 2.0;
+    step_until(&mut h, "a frame under the data's density", |a| {
+        a.frame.as_ref().is_some_and(|f| f.records.len() == 3)
+    });
+    let frame = h.state().frame.as_ref().unwrap();
+    let logp = frame.records[2].get("log_density").unwrap()[0];
+    assert!(logp.is_finite());
+    assert!(!h.state().notices.contains("no density model"));
+}
+
+#[test]
 fn the_training_panel_fits_closed_form_directions_that_appear_as_methods() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::generator_copy(tmp.path());

@@ -312,6 +312,7 @@ fn the_worker_lists_a_direction_set_after_the_pde_set_renders_it_and_has_no_land
         step_scale: 1.0,
         start: None,
         preserve_density: false,
+        data_density: false,
     };
     w.send(Command::Render(req.clone()));
     let frame = wait_for(&w, |e| match e {

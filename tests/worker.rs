@@ -42,6 +42,7 @@ fn request(generation: u64, sliders: &[f64]) -> RenderRequest {
         step_scale: 1.0,
         start: None,
         preserve_density: false,
+        data_density: false,
     }
 }
 

@@ -243,6 +243,8 @@ pub struct App {
     pub bookmark_name: String,
     /// How many of the model's potential sets could not be loaded.
     pub unusable_sets: usize,
+    /// Whether the loaded model has a density model of its data's codes.
+    pub has_density: bool,
     /// Slider times from `--sliders`, set once the model's sliders exist.
     pending_sliders: Vec<(usize, f64)>,
     /// Whether the slider names are being edited.
@@ -300,6 +302,7 @@ impl App {
             bookmarks: Vec::new(),
             bookmark_name: String::new(),
             unusable_sets: 0,
+            has_density: false,
             pending_sliders: Vec::new(),
             editing_names: false,
             name_edits: Vec::new(),
@@ -360,6 +363,7 @@ impl App {
             step_scale: self.state.step_scale,
             start: self.state.start.clone(),
             preserve_density: self.state.preserve_density,
+            data_density: self.state.data_density && self.has_density,
         }
     }
 
@@ -421,7 +425,9 @@ impl App {
                     description,
                     methods,
                     unusable,
+                    has_density,
                 } => {
+                    self.has_density = has_density;
                     for (set, why) in &unusable {
                         self.error(format!(
                             "could not load the potentials in {}: {why} (the generator and \

@@ -199,6 +199,17 @@ pub fn sliders_ui(app: &mut App, ui: &mut egui::Ui) {
                  of z_0, so it keeps z_0's log-density under the N(0, I) prior (long walks stay \
                  where the generator was trained)",
             );
+        let has_density = app.has_density;
+        ui.add_enabled_ui(app.state.preserve_density && has_density, |ui| {
+            ui.checkbox(&mut app.state.data_density, "of the data")
+                .on_hover_text(if has_density {
+                    "Keep the log-density under the model's fitted density of its data's codes \
+                     (DP-LaSE's CDF model and correction network) instead of the prior's"
+                } else {
+                    "This model has no density model of its data: `latentflow fit-density \
+                     --model DIR` fits one"
+                });
+        });
     });
 }
 

@@ -56,6 +56,9 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
         Some(p) => Some(crate::edit::LatentCode::load(p, &model.generator)?.latent),
         None => None,
     };
+    if args.data_density && !args.preserve_density {
+        anyhow::bail!("--data-density chooses the density --preserve-density keeps: pass both");
+    }
     let req = RenderRequest {
         generation: 0,
         seed: args.seed,
@@ -66,6 +69,7 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
         step_scale: 1.0,
         start: start.clone(),
         preserve_density: args.preserve_density,
+        data_density: args.data_density,
     };
     let state = crate::session::state::Saved {
         model: std::fs::canonicalize(&args.source.model)
@@ -80,6 +84,8 @@ pub fn export_gif_cmd(args: ExportGifArgs) -> Result<()> {
                 .map(|f| f.to_string_lossy().into_owned()),
             sliders: req.sliders.clone(),
             max_t: args.steps as f64,
+            preserve_density: args.preserve_density,
+            data_density: args.data_density,
             ..Default::default()
         },
     };

@@ -62,6 +62,10 @@ pub enum Command {
     /// eigenvectors of its weight; GANSpace: principal components of its activations) or
     /// learned in seconds (DP-LaSE: the largest decorrelated changes of its activations).
     FitDirections(FitDirectionsArgs),
+    /// Fit DP-LaSE's density model of the data's codes (a VAE's posterior means of its
+    /// dataset): per-dimension monotone CDFs and a correction network, for walks that keep
+    /// the data's density (`--preserve-density --density DIR`, the app's "data" toggle).
+    FitDensity(FitDensityArgs),
     /// Find the latent code of your own image (PNG/JPEG, any size) and save it as JSON,
     /// for `traverse --z` and `export-gif --z`.
     Encode(EncodeArgs),
@@ -347,6 +351,10 @@ pub struct TraverseArgs {
     /// prior (the code is rescaled to ‖z_0‖ after each step).
     #[arg(long)]
     pub preserve_density: bool,
+    /// With --preserve-density: keep the log-density under the model's fitted density of
+    /// its data's codes (the `density` folder `fit-density` writes) instead of the prior's.
+    #[arg(long)]
+    pub data_density: bool,
     /// Switch to this potential at --switch-at.
     #[arg(long)]
     pub switch_to: Option<usize>,
@@ -420,6 +428,9 @@ pub struct ExportGifArgs {
     /// Density-preserving walk (see `traverse --preserve-density`).
     #[arg(long)]
     pub preserve_density: bool,
+    /// With --preserve-density: keep the data's density (see `traverse --data-density`).
+    #[arg(long)]
+    pub data_density: bool,
     /// Seed of z_0 (a grid uses seed, seed + 1, ...).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -504,6 +515,38 @@ pub struct FitDirectionsArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Replace a direction set already in the output folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `fit-density`.
+#[derive(Debug, Args)]
+pub struct FitDensityArgs {
+    /// The generator folder (a VAE).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Logistic components per dimension.
+    #[arg(long, default_value_t = 8)]
+    pub components: usize,
+    /// Hidden width of the correction network.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Dataset images encoded.
+    #[arg(long, default_value_t = 4096)]
+    pub samples: usize,
+    /// Adam iterations of the marginals.
+    #[arg(long, default_value_t = 500)]
+    pub iters: usize,
+    /// Adam iterations of the correction network.
+    #[arg(long, default_value_t = 1500)]
+    pub correction_iters: usize,
+    /// Seed of the images and the walks.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder (default: MODEL/density).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace a density model already there.
     #[arg(long)]
     pub force: bool,
 }
@@ -957,5 +1000,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::TrainWarped(args)) => warped::train_warped(args),
         Some(Command::TrainOde(args)) => warped::train_ode(args),
         Some(Command::FitDirections(args)) => directions::fit_directions(args),
+        Some(Command::FitDensity(args)) => directions::fit_density(args),
     }
 }

@@ -148,15 +148,28 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
     if let Some(json) = &args.json {
         check_file(json, FileKind::Json, args.force)?;
     }
+    if args.data_density && !args.preserve_density {
+        bail!("--data-density chooses the density --preserve-density keeps: pass both");
+    }
+    let dev = device()?;
+    let g = load_generator(&args.source.model, &dev)?;
+    let density = if args.data_density {
+        let dir = crate::store::density::density_dir(&args.source.model);
+        let d = crate::store::density::load_density(&dir, &g, &dev).map_err(|e| {
+            anyhow::anyhow!("{e} (fit one with `latentflow fit-density --model DIR`)")
+        })?;
+        Some(crate::methods::SharedDensity(std::sync::Arc::new(d)))
+    } else {
+        None
+    };
     let spec = PathSpec {
         plan: plan_of(&args)?,
         steps: args.steps,
         negative: args.negative,
         scale: args.step_scale,
         preserve_density: args.preserve_density,
+        density,
     };
-    let dev = device()?;
-    let g = load_generator(&args.source.model, &dev)?;
     let c = &g.config;
     let n = args.steps + 1;
     limits::check_memory(

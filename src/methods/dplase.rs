@@ -13,8 +13,8 @@
 //! the app's and the commands' toggle (norm rescaling: the paper's walk for a Gaussian
 //! prior). The channel-subspace refinement ([`super::subspace`]) confines the edit to one
 //! group of the layer's channels: L_var and L_dec on the change inside it, plus
-//! w_out · L_out for the change outside. Not built: the learned CDF model and correction
-//! network for non-Gaussian latents (every generator here has an N(0, I) prior).
+//! w_out · L_out for the change outside. For a latent that is not N(0, I) (the data's
+//! codes), the walks keep the density of [`crate::models::density`] instead.
 
 use super::first_layer::FirstLayer;
 use crate::models::{LatentPrior, sample_latents};

@@ -169,6 +169,20 @@ pub struct PathSpec {
     /// so that its log-density under the N(0, I) prior, −½‖z‖² + const, stays that of z_0
     /// (see [`keep_norms`]); the records then carry the `log_density` series.
     pub preserve_density: bool,
+    /// With `preserve_density`: keep the log-density under this model of the data's codes
+    /// instead of the prior's (Gaussianised rescale and correction, see
+    /// [`crate::models::density`]).
+    pub density: Option<SharedDensity>,
+}
+
+/// A density model shared by the requests that use it (equal when it is the same model).
+#[derive(Debug, Clone)]
+pub struct SharedDensity(pub std::sync::Arc<crate::models::density::DataDensity>);
+
+impl PartialEq for SharedDensity {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl PathSpec {
@@ -180,6 +194,7 @@ impl PathSpec {
             negative: false,
             scale: 1.0,
             preserve_density: false,
+            density: None,
         }
     }
 
@@ -235,7 +250,8 @@ pub mod series {
     pub const RESIDUAL: &str = "residual";
     /// ‖dz/dt‖ of a NeuralODE walk at z_t.
     pub const ODE_SPEED: &str = "ode_speed";
-    /// log N(z_t; 0, I) up to its constant: −½‖z_t‖² (density-preserving walks).
+    /// log N(z_t; 0, I) up to its constant: −½‖z_t‖² (density-preserving walks); under a
+    /// data density model, its log p(z_t).
     pub const LOG_DENSITY: &str = "log_density";
 }
 
@@ -348,9 +364,12 @@ pub fn base_records(path: &[Tensor], spec: &PathSpec) -> Result<Vec<StepRecord>>
         .map(|((z, t), step_norm)| {
             let mut series = Vec::new();
             if spec.preserve_density {
-                let values = (z.sqr()?.sum(1)? * -0.5)?
-                    .to_dtype(candle_core::DType::F32)?
-                    .to_vec1::<f32>()?;
+                let values = match &spec.density {
+                    Some(d) => d.0.log_density(z)?,
+                    None => (z.sqr()?.sum(1)? * -0.5)?,
+                }
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()?;
                 series.push(Series {
                     name: series::LOG_DENSITY.into(),
                     values,
@@ -383,6 +402,11 @@ pub fn walk_with(
         spec.scale
     };
     let norms = row_norms(z0)?;
+    // Under a data density: the start's Gaussianised norm and log-density.
+    let data = match (&spec.density, spec.preserve_density) {
+        (Some(d), true) => Some((&d.0, d.0.gaussian_norms(z0)?, d.0.log_density(z0)?)),
+        _ => None,
+    };
     let mut z = z0.clone();
     let mut path = vec![z.clone()];
     for i in 0..spec.steps {
@@ -391,7 +415,9 @@ pub fn walk_with(
             return Err(Error::config("a plan needs at least one direction"));
         }
         z = step(i, &z, &active, sign)?;
-        if spec.preserve_density {
+        if let Some((density, u0, target)) = &data {
+            z = density.keep(&z, u0, target)?;
+        } else if spec.preserve_density {
             z = keep_norms(&z, &norms)?;
         }
         path.push(z.clone());

@@ -249,6 +249,7 @@ mod tests {
             negative: false,
             scale: 1.0,
             preserve_density: false,
+            density: None,
         };
         let p = f.path(&z, &spec).unwrap();
         let times: Vec<f64> = p.records.iter().map(|r| r.t).collect();

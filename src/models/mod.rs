@@ -3,6 +3,7 @@
 
 pub mod classifier;
 pub mod config;
+pub mod density;
 pub mod factors;
 pub mod gan;
 pub mod images;

@@ -102,6 +102,8 @@ pub struct Loaded {
     /// The potential sets that could not be loaded, and why (the generator and the other
     /// sets are usable all the same).
     pub unusable: Vec<(PathBuf, String)>,
+    /// The density model of the data's codes in the model's `density` folder, if any.
+    pub density: Option<crate::methods::SharedDensity>,
 }
 
 /// Loads a generator folder and every potential set in it that can be loaded: a set that
@@ -129,12 +131,25 @@ pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate:
         };
         methods.push((info, flow));
     }
+    let density_dir = crate::store::density::density_dir(dir);
+    let density = if density_dir.is_dir() {
+        match crate::store::density::load_density(&density_dir, &generator, device) {
+            Ok(d) => Some(crate::methods::SharedDensity(std::sync::Arc::new(d))),
+            Err(e) => {
+                unusable.push((density_dir, e.to_string()));
+                None
+            }
+        }
+    } else {
+        None
+    };
     // `find_methods` lists the paper's method first: the app opens on it, as the
     // commands do.
     Ok(Loaded {
         generator,
         methods,
         unusable,
+        density,
     })
 }
 

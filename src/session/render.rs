@@ -49,6 +49,10 @@ pub struct RenderRequest {
     /// Density-preserving walk (every point keeps z_0's log-density under the prior).
     #[serde(default)]
     pub preserve_density: bool,
+    /// With `preserve_density`: the log-density under the model's fitted density of the
+    /// data's codes (its `density` folder) instead of the prior's.
+    #[serde(default)]
+    pub data_density: bool,
 }
 
 impl RenderRequest {
@@ -169,12 +173,23 @@ pub fn request_path(
             flow.directions()
         )));
     }
+    let density = match (req.preserve_density && req.data_density, &model.density) {
+        (false, _) => None,
+        (true, Some(d)) => Some(d.clone()),
+        (true, None) => {
+            return Err(Error::config(
+                "this model has no density model of its data: fit one with `latentflow \
+                 fit-density --model DIR` (or keep the prior's density)",
+            ));
+        }
+    };
     let spec = PathSpec {
         plan,
         steps,
         negative: false,
         scale: req.step_scale,
         preserve_density: req.preserve_density,
+        density,
     };
     let path = flow.path(&z0, &spec)?;
     Ok((path.z, path.records))

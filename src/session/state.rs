@@ -64,6 +64,10 @@ pub struct AppState {
     /// Density-preserving walks (the norm of z_0 kept at every step).
     #[serde(default)]
     pub preserve_density: bool,
+    /// With `preserve_density`: keep the data's density (the model's fitted density
+    /// model) instead of the prior's.
+    #[serde(default)]
+    pub data_density: bool,
 }
 
 impl Default for AppState {
@@ -88,6 +92,7 @@ impl Default for AppState {
             dark: true,
             start: None,
             preserve_density: false,
+            data_density: false,
         }
     }
 }

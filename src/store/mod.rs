@@ -10,6 +10,7 @@
 //!
 //! The format is documented for PyTorch users in `docs/checkpoint-format.md`.
 
+pub mod density;
 pub mod directions;
 pub mod generator;
 pub mod learned;

@@ -4,6 +4,7 @@
 //! interruption loses at most the work since the last checkpoint.
 
 pub mod batches;
+pub mod density;
 pub mod factors;
 pub mod generator;
 pub mod job;

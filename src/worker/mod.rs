@@ -89,6 +89,9 @@ pub enum Event {
         methods: Vec<MethodInfo>,
         /// The sets that could not be loaded, and why.
         unusable: Vec<(PathBuf, String)>,
+        /// Whether the model has a density model of its data's codes (for walks that keep
+        /// it).
+        has_density: bool,
     },
     /// A model folder could not be loaded (the previous model, if any, stays).
     LoadFailed {
@@ -290,12 +293,14 @@ impl State {
                 let methods = loaded.methods.iter().map(|(m, _)| m.clone()).collect();
                 let description = describe(&loaded.generator, &self.device);
                 let unusable = loaded.unusable.clone();
+                let has_density = loaded.density.is_some();
                 self.model = Some(Arc::new(loaded));
                 self.send(Event::ModelLoaded {
                     dir,
                     description,
                     methods,
                     unusable,
+                    has_density,
                 });
             }
             Err(e) => self.send(Event::LoadFailed {
