@@ -325,6 +325,14 @@ fn keep_density_of_the_data_walks_under_the_fitted_density_model() {
     let mut h = harness(&dir);
     step_until(&mut h, "the model", |a| a.has_density && a.frame.is_some());
     h.get_by_label("of the data");
+    // The panel refits it (into the model folder here) and the model reloads with it.
+    h.state_mut().train_in_model_folder(true);
+    h.get_by_label("Fit data density").click_accesskit();
+    step_until(&mut h, "the refit", |a| {
+        a.status.contains("density of the data fitted")
+    });
+    let manifest = std::fs::read_to_string(dir.join("density/manifest.json")).unwrap();
+    assert!(manifest.contains("training panel"), "{manifest}");
     h.state_mut().state.preserve_density = true;
     h.state_mut().state.data_density = true;
     h.state_mut().state.sliders[1] = 2.0;

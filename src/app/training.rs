@@ -468,6 +468,31 @@ impl TrainingPanel {
                 }
             }
         });
+        if ui
+            .add_enabled(model_dir.is_some(), egui::Button::new("Fit data density"))
+            .on_hover_text(
+                "DP-LaSE's density model of the data's codes (a VAE's encoded dataset images; \
+                 about 30 s): walks with \"Keep density\" + \"of the data\" then keep it; saved \
+                 as density where trained sets go",
+            )
+            .clicked()
+            && let Some(dir) = model_dir
+        {
+            match self.destination(dir) {
+                Some(parent) => {
+                    self.message = "fitting the data's density…".into();
+                    command = Some(Command::FitDensity(
+                        crate::train::density::DensityFitConfig::default(),
+                        parent.join("density"),
+                    ));
+                }
+                None => {
+                    self.message = "no data folder is known (HOME and LATENTFLOW_DATA_DIR are \
+                                    not set): tick \"in the model folder\""
+                        .into();
+                }
+            }
+        }
         ui.horizontal(|ui| {
             ui.label("DP-LaSE subspaces");
             ui.add(egui::DragValue::new(&mut self.subspaces).range(0..=16))

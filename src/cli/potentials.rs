@@ -154,7 +154,7 @@ pub fn traverse(args: TraverseArgs) -> Result<()> {
     let dev = device()?;
     let g = load_generator(&args.source.model, &dev)?;
     let density = if args.data_density {
-        let dir = crate::store::density::density_dir(&args.source.model);
+        let dir = crate::store::density::find_density(&args.source.model);
         let d = crate::store::density::load_density(&dir, &g, &dev).map_err(|e| {
             anyhow::anyhow!("{e} (fit one with `latentflow fit-density --model DIR`)")
         })?;

@@ -131,7 +131,7 @@ pub fn load_model(dir: &std::path::Path, device: &candle_core::Device) -> crate:
         };
         methods.push((info, flow));
     }
-    let density_dir = crate::store::density::density_dir(dir);
+    let density_dir = crate::store::density::find_density(dir);
     let density = if density_dir.is_dir() {
         match crate::store::density::load_density(&density_dir, &generator, device) {
             Ok(d) => Some(crate::methods::SharedDensity(std::sync::Arc::new(d))),

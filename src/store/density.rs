@@ -35,3 +35,12 @@ pub fn load_density(
 pub fn density_dir(model_dir: &Path) -> std::path::PathBuf {
     model_dir.join("density")
 }
+
+/// The density model a model uses: the one the user fitted in the app (in the user's data
+/// folder for the model, where trained sets go), else `density` inside the model folder.
+pub fn find_density(model_dir: &Path) -> std::path::PathBuf {
+    super::user::user_sets_dir(model_dir)
+        .map(|d| d.join("density"))
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| density_dir(model_dir))
+}

@@ -50,6 +50,9 @@ pub enum Command {
     /// Fit closed-form directions (SeFa, GANSpace) of the loaded generator into a folder,
     /// in the background; the model reloads with them when the folder is listed.
     FitDirections(crate::methods::closed_form::FitConfig, PathBuf),
+    /// Fit DP-LaSE's density model of the loaded VAE's data codes into a folder, in the
+    /// background; the model reloads with it when it is where the model looks.
+    FitDensity(crate::train::density::DensityFitConfig, PathBuf),
     /// Save a latent code of the loaded generator as JSON.
     SaveCode {
         /// The code.
@@ -118,6 +121,9 @@ pub enum Event {
     CodeSaved(PathBuf),
     /// A direction set was fitted into this folder.
     DirectionsFitted(PathBuf),
+    /// A density model was fitted into this folder: the held-out walks' log-density gap
+    /// without and with the correction.
+    DensityFitted(PathBuf, f64, f64),
     /// New direction names were saved in the manifest of this potential set (the model
     /// reloads with them next).
     Renamed(PathBuf),
@@ -261,6 +267,7 @@ impl State {
                         }
                     }
                     Command::FitDirections(cfg, out) => self.start_fit(cfg, out),
+                    Command::FitDensity(cfg, out) => self.start_density_fit(cfg, out),
                     Command::SaveCode {
                         latent,
                         source,
@@ -471,6 +478,44 @@ impl State {
                         Event::DirectionsFitted(out)
                     }
                     Err(e) => Event::Error(format!("could not fit the directions: {e}")),
+                };
+                let _ = tx.send(event);
+                notify();
+            });
+        if let Err(e) = spawned {
+            self.send(Event::Error(format!("cannot start the fit: {e}")));
+        }
+    }
+
+    fn start_density_fit(&mut self, cfg: crate::train::density::DensityFitConfig, out: PathBuf) {
+        let Some(model) = self.model.clone() else {
+            self.send(Event::Error("load a model before fitting".into()));
+            return;
+        };
+        let (tx, notify, device) = (self.tx.clone(), self.notify.clone(), self.device.clone());
+        let own_tx = self.own_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("latentflow-density".into())
+            .spawn(move || {
+                let command = format!(
+                    "latentflow app (training panel): density, out {}",
+                    out.display()
+                );
+                let g = &model.generator;
+                let event = match crate::train::density::fit_and_save(
+                    g,
+                    &cfg,
+                    &out,
+                    &command,
+                    true,
+                    &device,
+                    &mut |_, _, _, _| {},
+                ) {
+                    Ok(s) => {
+                        let _ = own_tx.send(Command::LoadModel(g.dir.clone()));
+                        Event::DensityFitted(out, s.gap_rescaled, s.gap_corrected)
+                    }
+                    Err(e) => Event::Error(format!("could not fit the density model: {e}")),
                 };
                 let _ = tx.send(event);
                 notify();
