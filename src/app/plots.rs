@@ -1,6 +1,7 @@
 //! Live plots along the current path against t, the current t marked: the step length
 //! every method has, and the series the method records (potentials: u(z_t, t) and the
-//! wave residual; WarpedSpace: its warping function as u; NeuralODE: the ODE speed).
+//! wave residual; WarpedSpace: its warping function as u; NeuralODE: the ODE speed), and
+//! for a density-preserving walk its log-density on a second plot.
 
 use super::App;
 use crate::methods::{StepRecord, series};
@@ -64,6 +65,21 @@ pub fn plot_ui(app: &mut App, ui: &mut egui::Ui) {
             }
             plot.vline(VLine::new("current t", last_t));
         });
+    // A density-preserving walk's log-density, on its own axis (its values are far from
+    // the step lengths'): flat when the walk keeps it.
+    if let Some(p) = points(&|r| r.get(series::LOG_DENSITY).and_then(|v| v.first().copied())) {
+        Plot::new("log-density-plot")
+            .height(80.0)
+            .legend(Legend::default())
+            .allow_scroll(false)
+            .custom_x_axes(vec![
+                AxisHints::new_x().label("t").label_spacing(20.0..=30.0),
+            ])
+            .show(ui, |plot| {
+                plot.line(Line::new("log-density", p));
+                plot.vline(VLine::new("current t", last_t));
+            });
+    }
 }
 
 /// The step among 1, 2 and 5 times a power of ten closest above `rough` (positive and
