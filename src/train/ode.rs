@@ -23,7 +23,7 @@
 //! the fields; the generator and the regressor stay frozen.
 
 use super::sets;
-use super::state::{LogRow, TrainState};
+use super::state::TrainState;
 use super::{CancelToken, Progress, job};
 use crate::limits::{self, MAX_BATCH, MAX_STEP_SCALE, MAX_WIDTH};
 use crate::methods::OdeFlow;
@@ -34,8 +34,8 @@ use crate::nn::{Adam, Params};
 use crate::store::{self, LoadedGenerator};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
+use rand::Rng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -541,21 +541,22 @@ pub fn train_ode(
     if let Some(state) = &resumed {
         trainer.restore(state)?;
     }
-    let strip_z = sample_latents(
-        gc.prior,
-        1,
-        gc.latent,
-        &mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x57a1),
-        device,
-    )?;
-    let mut run = OdeJob {
+    let mut run = sets::SetJob::new(
         trainer,
         cfg,
-        arch: &arch,
-        generator: &generator,
-        strip_z: &strip_z,
-        diversity: sets::DiversityLog::default(),
-    };
+        sets::SetRun {
+            model: store::ode::MODEL,
+            architecture: sets::architecture_json(&arch)?,
+            generator_dir: &cfg.generator,
+            generator: &generator,
+            out,
+            command: &cfg.command,
+            seed: cfg.seed,
+            settings: cfg.fingerprint(),
+            strip_steps: defaults::STRIP_STEPS,
+        },
+        device,
+    )?;
     let spec = job::LoopSpec {
         iters: cfg.iters,
         log_every: cfg.log_every,
@@ -572,56 +573,28 @@ pub fn train_ode(
     })
 }
 
-/// The run as [`job::run`] drives it.
-struct OdeJob<'a> {
-    trainer: OdeTrainer,
-    cfg: &'a OdeTrainConfig,
-    arch: &'a OdeConfig,
-    generator: &'a LoadedGenerator,
-    strip_z: &'a Tensor,
-    diversity: sets::DiversityLog,
-}
+impl sets::SetTrainer for OdeTrainer {
+    type Config = OdeTrainConfig;
 
-impl job::Steps for OdeJob<'_> {
-    fn step(&mut self, iteration: u64) -> Result<Vec<(String, f64)>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed.wrapping_add(1));
-        rng.set_stream(iteration);
-        let mut values = self
-            .trainer
-            .step(&self.generator.model, self.cfg, &mut rng)?;
-        let fields = self.trainer.fields().clone();
-        values.extend(self.diversity.values(
-            iteration,
-            || Box::new(OdeFlow::new(fields)),
-            self.generator,
-            defaults::STRIP_STEPS,
-            self.cfg.seed,
-            self.strip_z.device(),
-        )?);
-        Ok(values)
+    fn step(
+        &mut self,
+        generator: &dyn Generator,
+        cfg: &OdeTrainConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(String, f64)>> {
+        OdeTrainer::step(self, generator, cfg, rng)
     }
 
-    fn save(&mut self, iteration: u64, log: &[LogRow], elapsed_s: f64) -> Result<()> {
-        let settings = self.cfg.fingerprint();
-        let flow = OdeFlow::new(self.trainer.fields().clone());
-        let checkpoint = sets::SetCheckpoint {
-            model: store::ode::MODEL,
-            architecture: sets::architecture_json(self.arch)?,
-            record: sets::SetRecord {
-                generator_dir: &self.cfg.generator,
-                generator: self.generator,
-                out: &self.cfg.out,
-                command: &self.cfg.command,
-                seed: self.cfg.seed,
-                settings: &settings,
-            },
-            state: self.trainer.state_tensors()?,
-            tensors: self.trainer.params.tensors()?,
-            method: &flow,
-            strip_z: self.strip_z,
-            strip_steps: defaults::STRIP_STEPS,
-        };
-        sets::save_set(&checkpoint, iteration, elapsed_s, log)
+    fn method(&self) -> Box<dyn crate::methods::Traversal> {
+        Box::new(OdeFlow::new(self.fields.clone()))
+    }
+
+    fn state_tensors(&self) -> Result<BTreeMap<String, Tensor>> {
+        OdeTrainer::state_tensors(self)
+    }
+
+    fn weights(&self) -> Result<BTreeMap<String, Tensor>> {
+        Ok(self.params.tensors()?)
     }
 }
 

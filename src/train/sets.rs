@@ -226,3 +226,126 @@ pub fn save_set(c: &SetCheckpoint, iteration: u64, elapsed: f64, log: &[LogRow])
     )?;
     super::state::write_log_csv(&out.join("loss.csv"), log)
 }
+
+/// A method set's trainer, as [`SetJob`] drives it.
+pub trait SetTrainer {
+    /// Its settings.
+    type Config;
+    /// One iteration: the named values to log.
+    fn step(
+        &mut self,
+        generator: &dyn crate::models::Generator,
+        cfg: &Self::Config,
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> Result<Vec<(String, f64)>>;
+    /// The set as it stands, as a traversal (for the diagnostics and the strips).
+    fn method(&self) -> Box<dyn Traversal>;
+    /// Everything a resume needs (every network and optimiser).
+    fn state_tensors(&self) -> Result<BTreeMap<String, Tensor>>;
+    /// The set's own weights.
+    fn weights(&self) -> Result<BTreeMap<String, Tensor>>;
+}
+
+/// What a set's run writes besides the trainer's tensors.
+pub struct SetRun<'a> {
+    /// The manifest's model name.
+    pub model: &'static str,
+    /// The set's architecture.
+    pub architecture: serde_json::Value,
+    /// The generator folder as named, and as loaded.
+    pub generator_dir: &'a Path,
+    /// See [`SetRun::generator_dir`].
+    pub generator: &'a LoadedGenerator,
+    /// The set's folder.
+    pub out: &'a Path,
+    /// The command line.
+    pub command: &'a str,
+    /// The run's seed (its iterations' generators, the strips' code).
+    pub seed: u64,
+    /// The run's settings (its fingerprint).
+    pub settings: serde_json::Value,
+    /// Steps of the strips and of the diversity diagnostic.
+    pub strip_steps: usize,
+}
+
+/// A method set's training run as [`super::job::run`] drives it: the trainer's iterations
+/// (each with its own seeded generator, so that a resumed run draws what an uninterrupted
+/// one would), the diversity diagnostics, and checkpoints ([`save_set`]).
+pub struct SetJob<'a, T: SetTrainer> {
+    trainer: T,
+    cfg: &'a T::Config,
+    run: SetRun<'a>,
+    strip_z: Tensor,
+    diversity: DiversityLog,
+}
+
+impl<'a, T: SetTrainer> SetJob<'a, T> {
+    /// A job of `trainer` with settings `cfg`; the strips start from one prior code of the
+    /// run's seed.
+    pub fn new(
+        trainer: T,
+        cfg: &'a T::Config,
+        run: SetRun<'a>,
+        device: &candle_core::Device,
+    ) -> Result<Self> {
+        use rand::SeedableRng;
+        let g = &run.generator.config;
+        let strip_z = crate::models::sample_latents(
+            g.prior,
+            1,
+            g.latent,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(run.seed ^ 0x57a1),
+            device,
+        )?;
+        Ok(Self {
+            trainer,
+            cfg,
+            run,
+            strip_z,
+            diversity: DiversityLog::default(),
+        })
+    }
+}
+
+impl<T: SetTrainer> super::job::Steps for SetJob<'_, T> {
+    fn step(&mut self, iteration: u64) -> Result<Vec<(String, f64)>> {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.run.seed.wrapping_add(1));
+        rng.set_stream(iteration);
+        let mut values = self
+            .trainer
+            .step(&self.run.generator.model, self.cfg, &mut rng)?;
+        let trainer = &self.trainer;
+        values.extend(self.diversity.values(
+            iteration,
+            || trainer.method(),
+            self.run.generator,
+            self.run.strip_steps,
+            self.run.seed,
+            self.strip_z.device(),
+        )?);
+        Ok(values)
+    }
+
+    fn save(&mut self, iteration: u64, log: &[LogRow], elapsed_s: f64) -> Result<()> {
+        let method = self.trainer.method();
+        let checkpoint = SetCheckpoint {
+            model: self.run.model,
+            architecture: self.run.architecture.clone(),
+            record: SetRecord {
+                generator_dir: self.run.generator_dir,
+                generator: self.run.generator,
+                out: self.run.out,
+                command: self.run.command,
+                seed: self.run.seed,
+                settings: &self.run.settings,
+            },
+            state: self.trainer.state_tensors()?,
+            tensors: self.trainer.weights()?,
+            method: method.as_ref(),
+            strip_z: &self.strip_z,
+            strip_steps: self.run.strip_steps,
+        };
+        save_set(&checkpoint, iteration, elapsed_s, log)
+    }
+}

@@ -7,7 +7,7 @@
 //! γ_k and the reconstructor together (Adam each), as in the reference.
 
 use super::sets;
-use super::state::{LogRow, TrainState};
+use super::state::TrainState;
 use super::{CancelToken, Progress, job};
 use crate::limits::{self, MAX_BATCH, MAX_K, MAX_STEP_SCALE};
 use crate::methods::WarpedFlow;
@@ -15,10 +15,10 @@ use crate::models::classifier::{PairClassifier, cross_entropy};
 use crate::models::warped::{WarpedConfig, Warps};
 use crate::models::{Generator, sample_latents};
 use crate::nn::{Adam, Params};
-use crate::store::{self, LoadedGenerator};
+use crate::store;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -360,21 +360,22 @@ pub fn train_warped(
     if let Some(state) = &resumed {
         trainer.restore(state)?;
     }
-    let strip_z = sample_latents(
-        generator.config.prior,
-        1,
-        generator.config.latent,
-        &mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x57a1),
-        device,
-    )?;
-    let mut run = WarpedJob {
+    let mut run = sets::SetJob::new(
         trainer,
         cfg,
-        arch: &arch,
-        generator: &generator,
-        strip_z: &strip_z,
-        diversity: sets::DiversityLog::default(),
-    };
+        sets::SetRun {
+            model: store::warped::MODEL,
+            architecture: sets::architecture_json(&arch)?,
+            generator_dir: &cfg.generator,
+            generator: &generator,
+            out,
+            command: &cfg.command,
+            seed: cfg.seed,
+            settings: cfg.fingerprint(),
+            strip_steps: defaults::STRIP_STEPS,
+        },
+        device,
+    )?;
     let spec = job::LoopSpec {
         iters: cfg.iters,
         log_every: cfg.log_every,
@@ -391,56 +392,27 @@ pub fn train_warped(
     })
 }
 
-/// The run as [`job::run`] drives it.
-struct WarpedJob<'a> {
-    trainer: WarpedTrainer,
-    cfg: &'a WarpedTrainConfig,
-    arch: &'a WarpedConfig,
-    generator: &'a LoadedGenerator,
-    strip_z: &'a Tensor,
-    /// The paths' diversity diagnostics.
-    diversity: sets::DiversityLog,
-}
+impl sets::SetTrainer for WarpedTrainer {
+    type Config = WarpedTrainConfig;
 
-impl job::Steps for WarpedJob<'_> {
-    fn step(&mut self, iteration: u64) -> Result<Vec<(String, f64)>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed.wrapping_add(1));
-        rng.set_stream(iteration);
-        let mut values = self
-            .trainer
-            .step(&self.generator.model, self.cfg, &mut rng)?;
-        let warps = self.trainer.warps().clone();
-        values.extend(self.diversity.values(
-            iteration,
-            || Box::new(WarpedFlow::new(warps)),
-            self.generator,
-            defaults::STRIP_STEPS,
-            self.cfg.seed,
-            self.strip_z.device(),
-        )?);
-        Ok(values)
+    fn step(
+        &mut self,
+        generator: &dyn Generator,
+        cfg: &WarpedTrainConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(String, f64)>> {
+        WarpedTrainer::step(self, generator, cfg, rng)
     }
 
-    fn save(&mut self, iteration: u64, log: &[LogRow], elapsed_s: f64) -> Result<()> {
-        let settings = self.cfg.fingerprint();
-        let flow = WarpedFlow::new(self.trainer.warps().clone());
-        let checkpoint = sets::SetCheckpoint {
-            model: store::warped::MODEL,
-            architecture: sets::architecture_json(self.arch)?,
-            record: sets::SetRecord {
-                generator_dir: &self.cfg.generator,
-                generator: self.generator,
-                out: &self.cfg.out,
-                command: &self.cfg.command,
-                seed: self.cfg.seed,
-                settings: &settings,
-            },
-            state: self.trainer.state_tensors()?,
-            tensors: self.trainer.warp_params.tensors()?,
-            method: &flow,
-            strip_z: self.strip_z,
-            strip_steps: defaults::STRIP_STEPS,
-        };
-        sets::save_set(&checkpoint, iteration, elapsed_s, log)
+    fn method(&self) -> Box<dyn crate::methods::Traversal> {
+        Box::new(WarpedFlow::new(self.warps.clone()))
+    }
+
+    fn state_tensors(&self) -> Result<BTreeMap<String, Tensor>> {
+        WarpedTrainer::state_tensors(self)
+    }
+
+    fn weights(&self) -> Result<BTreeMap<String, Tensor>> {
+        Ok(self.warp_params.tensors()?)
     }
 }
