@@ -65,9 +65,19 @@ pub fn plot_ui(app: &mut App, ui: &mut egui::Ui) {
             }
             plot.vline(VLine::new("current t", last_t));
         });
-    // A density-preserving walk's log-density, on its own axis (its values are far from
-    // the step lengths'): flat when the walk keeps it.
-    if let Some(p) = points(&|r| r.get(series::LOG_DENSITY).and_then(|v| v.first().copied())) {
+    // A density-preserving walk's log-density, and the log-density a flow-factorized VAE's
+    // flow carries, on their own axis (their values are far from the step lengths'): flat
+    // when the walk keeps it.
+    let densities: Vec<(&str, PlotPoints)> = [
+        (series::LOG_DENSITY, "log-density"),
+        (series::FLOW_LOG_DENSITY, "log q(z_t) − log q(z_0)"),
+    ]
+    .into_iter()
+    .filter_map(|(name, label)| {
+        points(&|r| r.get(name).and_then(|v| v.first().copied())).map(|p| (label, p))
+    })
+    .collect();
+    if !densities.is_empty() {
         Plot::new("log-density-plot")
             .height(80.0)
             .legend(Legend::default())
@@ -76,7 +86,9 @@ pub fn plot_ui(app: &mut App, ui: &mut egui::Ui) {
                 AxisHints::new_x().label("t").label_spacing(20.0..=30.0),
             ])
             .show(ui, |plot| {
-                plot.line(Line::new("log-density", p));
+                for (label, p) in densities {
+                    plot.line(Line::new(label, p));
+                }
                 plot.vline(VLine::new("current t", last_t));
             });
     }

@@ -246,13 +246,17 @@ pub mod series {
     pub const D2U_DT2: &str = "d2u_dt2";
     /// Δ_z u.
     pub const LAPLACIAN: &str = "laplacian";
-    /// Wave residual ∂²_t u − c² Δ_z u.
+    /// Residual of the potentials' equation: the wave equation's ∂²_t u − c² Δ_z u, or the
+    /// Hamilton–Jacobi ∂_t u + ½‖∇u‖² − f.
     pub const RESIDUAL: &str = "residual";
     /// ‖dz/dt‖ of a NeuralODE walk at z_t.
     pub const ODE_SPEED: &str = "ode_speed";
     /// log N(z_t; 0, I) up to its constant: −½‖z_t‖² (density-preserving walks); under a
     /// data density model, its log p(z_t).
     pub const LOG_DENSITY: &str = "log_density";
+    /// log q(z_t) − log q(z_0) of the density a Hamilton–Jacobi flow carries (the
+    /// flow-factorized VAE's posterior along the path).
+    pub const FLOW_LOG_DENSITY: &str = "flow_log_density";
 }
 
 /// One named series of a path's records: one value per sample of the batch.

@@ -1,5 +1,10 @@
-//! Potential flows (PDE traversal and its linear baseline): z_{t+1} = z_t ± Σ_k w_k ∇u^k(z_t, t),
-//! with t the step index.
+//! Potential flows (PDE traversal, its linear baseline, and the flow-factorized VAE's
+//! Hamilton–Jacobi potentials): z_{t+1} = z_t ± Σ_k w_k ∇u^k(z_t, τ_t), with τ_t the step
+//! index t (t + 1 for Hamilton–Jacobi potentials, whose initial condition sits at 0).
+//!
+//! Along a Hamilton–Jacobi flow the path also records the log-density the flow carries,
+//! log q(z_t) − log q(z_0) = −Σ_{s<t} log|1 + Σ_k w_k Δ_z u^k(z_s, τ_s)| (the flow-factorized
+//! VAE's posterior density, the first-order log-determinant of the step's Jacobian).
 
 use super::{PathSpec, Series, Traversal, TraversalPath, series};
 use crate::Result;
@@ -33,6 +38,7 @@ impl Traversal for PotentialFlow {
         match self.potentials.config().kind {
             PotentialKind::Pde => "pde".into(),
             PotentialKind::Linear => "linear".into(),
+            PotentialKind::Hj => "ffvae".into(),
         }
     }
 
@@ -52,8 +58,9 @@ impl Traversal for PotentialFlow {
         let b = z0.dim(0)?;
         let dev = z0.device().clone();
         let z0 = z0.to_dtype(self.potentials.dtype())?;
+        let kind = self.potentials.config().kind;
         super::walk_with(&z0, spec, self.directions(), |step, z, active, sign| {
-            let t = Tensor::full(step as f32, b, &dev)?.to_dtype(z.dtype())?;
+            let t = Tensor::full(kind.step_time(step) as f32, b, &dev)?.to_dtype(z.dtype())?;
             let mut velocity = z.zeros_like()?;
             for &(k, w) in active {
                 velocity = (velocity + (self.potentials.grad(z, &t, k)? * w)?)?;
@@ -76,17 +83,31 @@ impl Traversal for PotentialFlow {
         let n = spec.steps + 1;
         let all = Tensor::cat(&path, 0)?;
         let point_times = spec.plan.point_times(spec.steps);
+        let kind = self.potentials.config().kind;
+        let offset = kind.step_time(0) as f32;
         let times: Vec<f32> = point_times
             .iter()
-            .flat_map(|&t| std::iter::repeat_n(t as f32, b))
+            .flat_map(|&t| std::iter::repeat_n(t as f32 + offset, b))
             .collect();
         let times = Tensor::new(times, &dev)?.to_dtype(all.dtype())?;
         let mut ks = spec.plan.directions();
         ks.sort_unstable();
         ks.dedup();
         let zero = Tensor::zeros(n * b, all.dtype(), &dev)?;
-        let (mut u, mut du, mut d2u, mut lap, mut res) =
-            (zero.clone(), zero.clone(), zero.clone(), zero.clone(), zero);
+        let (mut u, mut du, mut d2u, mut lap, mut res) = (
+            zero.clone(),
+            zero.clone(),
+            zero.clone(),
+            zero.clone(),
+            zero.clone(),
+        );
+        // Σ_k w_k Δu^k with the weights (and sign and scale) the walk stepped with.
+        let mut lap_step = zero;
+        let sign = if spec.negative {
+            -spec.scale
+        } else {
+            spec.scale
+        };
         let mut grad = all.zeros_like()?;
         for k in ks {
             let weights: Vec<f32> = (0..n)
@@ -103,7 +124,26 @@ impl Traversal for PotentialFlow {
                 .collect();
             let w = Tensor::new(weights, &dev)?.to_dtype(all.dtype())?;
             let ev = self.potentials.eval(&all, &times, k)?;
-            let f = self.potentials.residual(&ev, k)?;
+            let f = self.potentials.equation_residual(&all, &times, &ev, k)?;
+            if kind == PotentialKind::Hj {
+                let stepped: Vec<f32> = (0..n)
+                    .flat_map(|s| {
+                        let w = if s < spec.steps {
+                            spec.plan
+                                .active(s)
+                                .iter()
+                                .filter(|(j, _)| *j == k)
+                                .map(|(_, w)| *w * sign)
+                                .sum::<f64>()
+                        } else {
+                            0.0
+                        };
+                        std::iter::repeat_n(w as f32, b)
+                    })
+                    .collect();
+                let stepped = Tensor::new(stepped, &dev)?.to_dtype(all.dtype())?;
+                lap_step = (lap_step + (&ev.laplacian * &stepped)?)?;
+            }
             u = (u + (&ev.u * &w)?)?;
             du = (du + (&ev.du_dt * &w)?)?;
             d2u = (d2u + (&ev.d2u_dt2 * &w)?)?;
@@ -129,6 +169,20 @@ impl Traversal for PotentialFlow {
             ));
         }
         let rows = |v: &[f32], s: usize| v[s * b..(s + 1) * b].to_vec();
+        // The flow's log-density change: −Σ log|1 + Δ| over the steps taken so far.
+        let flow_density = (kind == PotentialKind::Hj)
+            .then(|| -> Result<Vec<f32>> {
+                let lap_step = to_f32(&lap_step)?;
+                let mut acc = vec![0f32; n * b];
+                for s in 1..n {
+                    for i in 0..b {
+                        let jac = (1.0 + lap_step[(s - 1) * b + i]).abs().max(1e-12);
+                        acc[s * b + i] = acc[(s - 1) * b + i] - jac.ln();
+                    }
+                }
+                Ok(acc)
+            })
+            .transpose()?;
         let mut records = super::base_records(&path, spec)?;
         for (s, record) in records.iter_mut().enumerate() {
             let named = [
@@ -145,6 +199,12 @@ impl Traversal for PotentialFlow {
                     name: name.into(),
                     values: rows(v, s),
                 }));
+            if let Some(q) = &flow_density {
+                record.series.push(Series {
+                    name: series::FLOW_LOG_DENSITY.into(),
+                    values: rows(q, s),
+                });
+            }
         }
         Ok(TraversalPath { z: path, records })
     }
@@ -355,5 +415,61 @@ mod tests {
     fn out_of_range_potential_is_refused() {
         let e = flow().path(&z0(), &PathSpec::single(3, 2)).unwrap_err();
         assert!(e.to_string().contains("out of range"), "{e}");
+    }
+
+    #[test]
+    #[allow(clippy::needless_range_loop)]
+    fn hamilton_jacobi_flows_step_at_t_plus_one_and_carry_their_log_density() {
+        let p = Params::new(4, &Device::Cpu).with_dtype(DType::F64).unwrap();
+        let mut cfg = PotentialConfig::new(PotentialKind::Hj, 2, 4);
+        cfg.hidden = 16;
+        cfg.time_dim = 8;
+        let f = PotentialFlow::new(Potentials::new(&p, &cfg).unwrap());
+        assert_eq!(f.method(), "ffvae");
+        let z = z0();
+        let spec = PathSpec::single(1, 3);
+        let walk = f.walk(&z, &spec).unwrap();
+        // z_1 = z_0 + ∇u(z_0, 1), z_2 = z_1 + ∇u(z_1, 2).
+        let z1 = (&z + grad(&f, &z, 1.0, 1)).unwrap();
+        let z2 = (&z1 + grad(&f, &z1, 2.0, 1)).unwrap();
+        assert!(close(&walk[1], &z1) && close(&walk[2], &z2));
+        // log q(z_t) − log q(z_0) = −Σ_{s<t} log|1 + Δu(z_s, s + 1)|, from eval itself.
+        let path = f.path(&z, &spec).unwrap();
+        let mut want = vec![0.0f64; 2];
+        for s in 0..=3 {
+            let got = path.records[s].get(series::FLOW_LOG_DENSITY).unwrap();
+            for i in 0..2 {
+                assert!(
+                    (got[i] as f64 - want[i]).abs() < 1e-4,
+                    "step {s}: {got:?} vs {want:?}"
+                );
+            }
+            if s < 3 {
+                let t = Tensor::full((s + 1) as f64, 2, &Device::Cpu).unwrap();
+                let lap: Vec<f64> = f
+                    .potentials()
+                    .eval(&walk[s], &t, 1)
+                    .unwrap()
+                    .laplacian
+                    .to_vec1()
+                    .unwrap();
+                for i in 0..2 {
+                    want[i] -= (1.0 + lap[i]).abs().ln();
+                }
+            }
+        }
+        // The residual is the Hamilton–Jacobi one: ∂_t u + ½‖∇u‖² − f at (z_0, 1).
+        let t = Tensor::full(1.0f64, 2, &Device::Cpu).unwrap();
+        let ev = f.potentials().eval(&z, &t, 1).unwrap();
+        let r: Vec<f64> = f
+            .potentials()
+            .equation_residual(&z, &t, &ev, 1)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let rec = path.records[0].get(series::RESIDUAL).unwrap();
+        for i in 0..2 {
+            assert!((rec[i] as f64 - r[i]).abs() < 1e-4 * r[i].abs().max(1.0));
+        }
     }
 }

@@ -20,6 +20,14 @@
 //! ∇_z u is one hand-written reverse sweep. The time derivatives carry (value, first,
 //! second) through the embedding (e' = [ω cos, −ω sin], e'' = −ω² e) and the same chain rule.
 //!
+//! A [`PotentialKind::Hj`] set is the flow-factorized VAE's (Song et al., NeurIPS 2023): the
+//! same MLPs, obeying the Hamilton–Jacobi equation ∂_t u + ½‖∇_z u‖² = f^k(z, t) with a
+//! force f^k = −MLP_f(z, t)² ≤ 0 (one more MLP of the same architecture per k, stored under
+//! `force.*`, without the final tanh) and a diffusion coefficient D_k = softplus(ρ_k) of
+//! the prior (`potential.diffusion`). Its flow steps at times 1..T (z_t = z_{t−1} +
+//! ∇u(z_{t−1}, t)), as the reference code does: the initial condition ∇u(z, 0) = 0 holds at
+//! t = 0, and a first step at t = 0 would be pinned to zero by it.
+//!
 //! A [`PotentialKind::Linear`] set is the paper's "Ours (Linear)" baseline: u^k = a_k · z,
 //! so ∇u is the constant direction a_k (normalised to length `step` when traversing) and
 //! every time derivative and the Laplacian vanish.
@@ -37,6 +45,25 @@ pub enum PotentialKind {
     Pde,
     /// Linear potentials u = a·z (constant directions).
     Linear,
+    /// The flow-factorized VAE's MLP potentials, trained with the Hamilton–Jacobi PINN
+    /// together with the VAE (see the module docs).
+    Hj,
+}
+
+impl PotentialKind {
+    /// Whether the potentials are MLPs (PDE or Hamilton–Jacobi), not linear.
+    pub fn is_mlp(self) -> bool {
+        !matches!(self, Self::Linear)
+    }
+
+    /// The time of the step that leaves point `s` of a walk: s, or s + 1 for the
+    /// Hamilton–Jacobi potentials (see the module docs).
+    pub fn step_time(self, s: usize) -> f64 {
+        match self {
+            Self::Hj => s as f64 + 1.0,
+            _ => s as f64,
+        }
+    }
 }
 
 impl std::str::FromStr for PotentialKind {
@@ -45,8 +72,9 @@ impl std::str::FromStr for PotentialKind {
         match s {
             "pde" => Ok(Self::Pde),
             "linear" => Ok(Self::Linear),
+            "hj" => Ok(Self::Hj),
             _ => Err(Error::config(format!(
-                "unknown potential kind '{s}' (expected pde or linear)"
+                "unknown potential kind '{s}' (expected pde, linear or hj)"
             ))),
         }
     }
@@ -265,8 +293,12 @@ pub struct Potentials {
     host: std::sync::Arc<std::sync::OnceLock<Vec<HostMlp>>>,
     /// The time branch h_t of frozen potentials by (k, t), made on first use.
     time_branch: std::sync::Arc<std::sync::Mutex<TimeBranches>>,
-    /// Wave speeds c^k (K), learnable, initialised to 1.
+    /// Wave speeds c^k (K), learnable, initialised to 1 (PDE and linear sets).
     wave_speed: Tensor,
+    /// The force networks f^k = −MLP_f² of a Hamilton–Jacobi set.
+    force: Option<Box<Potentials>>,
+    /// ρ_k of the prior's diffusion coefficients D_k = softplus(ρ_k) (Hamilton–Jacobi sets).
+    diffusion: Option<Tensor>,
     omega: Tensor,
 }
 
@@ -287,11 +319,32 @@ impl Potentials {
     /// Creates (or loads, from a store holding a checkpoint) the potentials `cfg` describes,
     /// with PyTorch's default initialisation (uniform in ±1/√fan_in).
     pub fn new(p: &Params, cfg: &PotentialConfig) -> Result<Self> {
+        Self::build(p, cfg, true)
+    }
+
+    /// [`Potentials::new`]; a Hamilton–Jacobi set's force networks have no wave speeds.
+    fn build(p: &Params, cfg: &PotentialConfig, wave_speeds: bool) -> Result<Self> {
         cfg.validate()?;
         let (k, d, h, e) = (cfg.k, cfg.latent, cfg.hidden, cfg.time_dim);
+        let (force, diffusion) = if cfg.kind == PotentialKind::Hj {
+            let force_cfg = PotentialConfig {
+                kind: PotentialKind::Pde,
+                final_tanh: false,
+                wave_speed_floor: None,
+                ..cfg.clone()
+            };
+            let force = Potentials::build(&p.pp("force"), &force_cfg, false)?;
+            // D_k = softplus(ρ_k) starts at 0.1.
+            let rho = p
+                .pp("potential")
+                .constant("diffusion", k, 0.1f64.exp_m1().ln())?;
+            (Some(Box::new(force)), Some(rho))
+        } else {
+            (None, None)
+        };
         let p = p.pp("potential");
         let tensors = match cfg.kind {
-            PotentialKind::Pde => {
+            PotentialKind::Pde | PotentialKind::Hj => {
                 let shapes: [(&[usize], usize); 10] = [
                     (&[k, h, d], d),
                     (&[k, h], d),
@@ -319,7 +372,12 @@ impl Potentials {
             Some(floor) => (1.0 - floor).exp_m1().ln(),
             None => 1.0,
         };
-        let wave_speed = p.constant("wave_speed", k, start)?;
+        let wave_speed = if cfg.kind == PotentialKind::Hj || !wave_speeds {
+            // Not part of a Hamilton–Jacobi set (and not stored with it).
+            Tensor::ones(k, p.dtype(), p.device())?
+        } else {
+            p.constant("wave_speed", k, start)?
+        };
         let half = e / 2;
         let omega: Vec<f64> = (0..half)
             .map(|i| 10000f64.powf(-(i as f64) / (half as f64 - 1.)))
@@ -328,7 +386,7 @@ impl Potentials {
             .to_dtype(p.dtype())?
             .reshape((1, half))?;
         let views = match cfg.kind {
-            PotentialKind::Pde => (0..k)
+            PotentialKind::Pde | PotentialKind::Hj => (0..k)
                 .map(|i| Self::slice(&tensors, i))
                 .collect::<Result<Vec<_>>>()?,
             PotentialKind::Linear => Vec::new(),
@@ -340,6 +398,8 @@ impl Potentials {
             host: Default::default(),
             time_branch: Default::default(),
             wave_speed,
+            force,
+            diffusion,
             omega,
         })
     }
@@ -648,7 +708,7 @@ impl Potentials {
 
     /// The host-side weights of MLP potential `k` at time `t` for the landscape shader.
     pub fn shader_weights(&self, k: usize, t: f64) -> Result<ShaderWeights> {
-        if self.cfg.kind != PotentialKind::Pde || k >= self.cfg.k {
+        if !self.cfg.kind.is_mlp() || k >= self.cfg.k {
             return Err(Error::config(
                 "the landscape shader needs an existing MLP potential",
             ));
@@ -702,6 +762,41 @@ impl Potentials {
     pub fn residual(&self, eval: &PotentialEval, k: usize) -> Result<Tensor> {
         let c2 = self.speeds()?.narrow(0, k, 1)?.sqr()?;
         Ok((&eval.d2u_dt2 - eval.laplacian.broadcast_mul(&c2)?)?)
+    }
+
+    /// The residual of the set's own equation at (z, t), given `eval` there: the wave
+    /// equation's, or for a Hamilton–Jacobi set ∂_t u + ½‖∇_z u‖² − f^k(z, t) (B).
+    pub fn equation_residual(
+        &self,
+        z: &Tensor,
+        t: &Tensor,
+        eval: &PotentialEval,
+        k: usize,
+    ) -> Result<Tensor> {
+        if self.cfg.kind != PotentialKind::Hj {
+            return self.residual(eval, k);
+        }
+        let kinetic = (eval.grad.sqr()?.sum(1)? * 0.5)?;
+        Ok(((&eval.du_dt + kinetic)? - self.force(z, t, k)?)?)
+    }
+
+    /// The force f^k(z, t) = −MLP_f(z, t)² ≤ 0 of a Hamilton–Jacobi set (B).
+    pub fn force(&self, z: &Tensor, t: &Tensor, k: usize) -> Result<Tensor> {
+        let force = self
+            .force
+            .as_ref()
+            .ok_or_else(|| Error::config("only Hamilton–Jacobi potentials have force networks"))?;
+        Ok(force.value(z, t, k)?.sqr()?.neg()?)
+    }
+
+    /// The prior's diffusion coefficients D_k = softplus(ρ_k) ≥ 0 of a Hamilton–Jacobi set
+    /// (K).
+    pub fn diffusion(&self) -> Result<Tensor> {
+        let rho = self.diffusion.as_ref().ok_or_else(|| {
+            Error::config("only Hamilton–Jacobi potentials have diffusion coefficients")
+        })?;
+        let tail = rho.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
+        Ok((rho.relu()? + tail)?)
     }
 
     /// The dtype of the weights.
@@ -1021,5 +1116,53 @@ mod tests {
                 .to_string()
                 .contains("does not exist")
         );
+    }
+
+    #[test]
+    fn hamilton_jacobi_sets_have_forces_a_diffusion_and_their_own_residual() {
+        let p = Params::new(3, &Device::Cpu).with_dtype(DType::F64).unwrap();
+        let mut cfg = PotentialConfig::new(PotentialKind::Hj, 2, 3);
+        cfg.hidden = 8;
+        cfg.time_dim = 4;
+        let pot = Potentials::new(&p, &cfg).unwrap();
+        let names: Vec<String> = p.tensors().unwrap().keys().cloned().collect();
+        assert!(
+            names.contains(&"force.potential.z.weight".to_string()),
+            "{names:?}"
+        );
+        assert!(names.contains(&"potential.diffusion".to_string()));
+        assert!(!names.iter().any(|n| n.contains("wave_speed")), "{names:?}");
+        // D_k = softplus(ρ_k) starts at 0.1.
+        let d: Vec<f64> = pot.diffusion().unwrap().to_vec1().unwrap();
+        assert!(d.iter().all(|v| (v - 0.1).abs() < 1e-7), "{d:?}");
+        let z = randn64(&[4, 3], 2).unwrap();
+        let t = Tensor::new(&[0.0f64, 1.0, 2.5, 7.0], &Device::Cpu).unwrap();
+        // f = −MLP_f² ≤ 0; residual = ∂_t u + ½‖∇u‖² − f, by hand from eval.
+        let f: Vec<f64> = pot.force(&z, &t, 1).unwrap().to_vec1().unwrap();
+        assert!(f.iter().all(|v| *v <= 0.0));
+        let ev = pot.eval(&z, &t, 1).unwrap();
+        let r: Vec<f64> = pot
+            .equation_residual(&z, &t, &ev, 1)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let du: Vec<f64> = ev.du_dt.to_vec1().unwrap();
+        let g: Vec<Vec<f64>> = ev.grad.to_vec2().unwrap();
+        for i in 0..4 {
+            let kinetic = 0.5 * g[i].iter().map(|x| x * x).sum::<f64>();
+            assert!((r[i] - (du[i] + kinetic - f[i])).abs() < 1e-12);
+        }
+        // ∂_t u and ∇u of the residual against central differences of u.
+        let h = 1e-5;
+        let u =
+            |z: &Tensor, t: &Tensor| -> Vec<f64> { pot.value(z, t, 1).unwrap().to_vec1().unwrap() };
+        let (tp, tm) = ((&t + h).unwrap(), (&t - h).unwrap());
+        let (up, um) = (u(&z, &tp), u(&z, &tm));
+        for i in 0..4 {
+            assert!(((up[i] - um[i]) / (2.0 * h) - du[i]).abs() < 1e-7);
+        }
+        // Other kinds have no forces.
+        let wave = potentials(3, true, 1);
+        assert!(wave.force(&z, &t, 0).is_err() && wave.diffusion().is_err());
     }
 }

@@ -9,7 +9,6 @@ use super::learned::set_config;
 use super::ode;
 use super::potentials::potential_config;
 use super::warped;
-use crate::models::potential::PotentialKind;
 use crate::models::{ode::OdeConfig, warped::WarpedConfig};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -40,8 +39,8 @@ pub fn find_methods(model_dir: &Path) -> Vec<PathBuf> {
             if !METHOD_MODELS.contains(&m.model.as_str()) {
                 continue;
             }
-            let pde = m.model == "potentials"
-                && potential_config(&p, &m).is_ok_and(|c| c.kind == PotentialKind::Pde);
+            let pde =
+                m.model == "potentials" && potential_config(&p, &m).is_ok_and(|c| c.kind.is_mlp());
             let name = p.file_name().map(|n| n.to_os_string()).unwrap_or_default();
             found.push((!pde, name, rank, p));
         }
