@@ -720,3 +720,31 @@ fn errors_stay_until_dismissed() {
     h.step();
     assert!(h.state().notices.items().is_empty());
 }
+
+#[test]
+fn the_panel_trains_a_flow_factorized_vae_and_opens_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::generator_copy(tmp.path());
+    let mut h = panel_harness(&dir);
+    h.get_by_label("Flow-factorized VAE").click_accesskit();
+    h.step();
+    h.get_by_label("weak supervision");
+    h.state_mut().training_run(2, 2);
+    h.get_by_label("Start training").click_accesskit();
+    // The new model opens when it is done, its potentials named after the factors.
+    step_until(&mut h, "the new model", |a| {
+        a.model_dir
+            .as_ref()
+            .is_some_and(|d| d.ends_with("ffvae-new"))
+            && a.methods.first().is_some_and(|m| m.method == "ffvae")
+    });
+    let m = h.state().methods[0].clone();
+    assert_eq!(m.names.len(), 5);
+    assert_eq!(m.names[0], "floor_hue");
+    h.state_mut().state.sliders[0] = 2.0;
+    step_until(&mut h, "a frame along floor_hue", |a| {
+        a.frame.as_ref().is_some_and(|f| f.records.len() == 3)
+    });
+    let frame = h.state().frame.as_ref().unwrap();
+    assert!(frame.records[2].get("flow_log_density").is_some());
+}

@@ -1217,6 +1217,11 @@ impl App {
         self.training.set_in_model_folder(inside);
     }
 
+    /// Sets the training panel's iterations and batch size, as its fields do.
+    pub fn training_run(&mut self, iters: u64, batch: usize) {
+        self.training.set_run(iters, batch);
+    }
+
     /// Sets the training panel's DP-LaSE channel subspaces (0: none) and the one the edit
     /// is confined to, as its two fields do.
     pub fn dplase_subspaces(&mut self, subspaces: usize, subspace: usize) {

@@ -4,6 +4,7 @@
 use crate::methods::closed_form::{DirectionMethod, FitConfig};
 use crate::train::Progress;
 use crate::train::TrainJob;
+use crate::train::flow_vae::{FlowVaeTrainConfig, defaults as ffvae_defaults};
 use crate::train::ode::{OdeTrainConfig, defaults as ode_defaults};
 use crate::train::potentials::{
     LossWeights, PotentialTrainConfig, cosine_matrix, defaults, is_diagnostic,
@@ -26,6 +27,8 @@ pub enum TrainMethod {
     Warped,
     /// NeuralODE editing's fields, one per factor.
     Ode,
+    /// A flow-factorized VAE fine-tuned from the loaded VAE (a new model).
+    FlowVae,
 }
 
 impl TrainMethod {
@@ -35,6 +38,15 @@ impl TrainMethod {
             TrainMethod::Pde | TrainMethod::Linear => defaults::LR,
             TrainMethod::Warped => warped_defaults::LR,
             TrainMethod::Ode => ode_defaults::LR,
+            TrainMethod::FlowVae => ffvae_defaults::LR,
+        }
+    }
+
+    /// The steps T of a new run of this method.
+    fn default_steps(self) -> usize {
+        match self {
+            TrainMethod::FlowVae => ffvae_defaults::STEPS,
+            _ => defaults::STEPS,
         }
     }
 
@@ -44,6 +56,7 @@ impl TrainMethod {
             TrainMethod::Pde | TrainMethod::Linear => "potentials-new",
             TrainMethod::Warped => "warped-new",
             TrainMethod::Ode => "ode-new",
+            TrainMethod::FlowVae => "ffvae-new",
         }
     }
 }
@@ -57,6 +70,8 @@ pub struct TrainingPanel {
     /// NeuralODE: hidden layers per field and the keep term's weight.
     depth: usize,
     w_keep: f64,
+    /// Flow-factorized VAE: infer each sequence's transformation (weak supervision).
+    weak: bool,
     /// DP-LaSE: channel subspaces (0: none) and the one the edit is confined to.
     subspaces: usize,
     subspace: usize,
@@ -91,6 +106,7 @@ impl Default for TrainingPanel {
             w_shift: warped_defaults::W_SHIFT,
             depth: ode_defaults::DEPTH,
             w_keep: ode_defaults::W_KEEP,
+            weak: false,
             subspaces: 0,
             subspace: 0,
             k: defaults::PANEL_K,
@@ -152,6 +168,12 @@ impl TrainingPanel {
     /// A closed-form fit finished into `dir`.
     pub fn on_fitted(&mut self, dir: &Path) {
         self.message = format!("saved {}", dir.display());
+    }
+
+    /// Sets the run's iterations and batch, as the panel's fields do.
+    pub fn set_run(&mut self, iters: u64, batch: usize) {
+        self.iters = iters;
+        self.batch = batch;
     }
 
     /// Saves new sets inside the model folder (true) or the user's data folder (false).
@@ -246,6 +268,15 @@ impl TrainingPanel {
                          trained with the factor regressor beside the model to change its \
                          factor and keep the others",
                     );
+                ui.radio_value(&mut self.method, TrainMethod::FlowVae, "Flow-factorized VAE")
+                    .on_hover_text(
+                        "Fine-tune the loaded VAE on sequences of its dataset's factor sweeps \
+                         with one Hamilton-Jacobi potential per factor (a new model, opened \
+                         when it is done)",
+                    );
+                if self.method != before && self.steps == before.default_steps() {
+                    self.steps = self.method.default_steps();
+                }
                 if self.method != before && self.folder.trim() == before.default_folder() {
                     self.folder = self.method.default_folder().into();
                 }
@@ -254,7 +285,13 @@ impl TrainingPanel {
                 }
             });
             ui.horizontal(|ui| {
-                if self.method == TrainMethod::Ode {
+                if self.method == TrainMethod::FlowVae {
+                    ui.label("one potential per factor");
+                    ui.checkbox(&mut self.weak, "weak supervision").on_hover_text(
+                        "Infer each sequence's transformation with a classifier \
+                         (straight-through Gumbel-softmax) instead of giving it",
+                    );
+                } else if self.method == TrainMethod::Ode {
                     ui.label("one field per factor");
                     ui.label("depth");
                     ui.add(egui::DragValue::new(&mut self.depth).range(0..=3))
@@ -292,7 +329,9 @@ impl TrainingPanel {
                 )
                 .on_hover_text("Adam learning rate");
             });
-            if self.method == TrainMethod::Ode {
+            if self.method == TrainMethod::FlowVae {
+                ui.label("batch: sequences of T + 1 frames; the VAE learns at 0.3 × lr");
+            } else if self.method == TrainMethod::Ode {
                 ui.horizontal(|ui| {
                     ui.label("w_keep");
                     ui.add(
@@ -565,6 +604,28 @@ impl TrainingPanel {
     /// The job the panel's settings describe, training on the model in `dir` into `out`.
     fn job(&self, dir: &Path, out: std::path::PathBuf) -> TrainJob {
         let command = format!("latentflow app (training panel), out {}", out.display());
+        if self.method == TrainMethod::FlowVae {
+            // The dataset and the VAE are the loaded model's (the worker sets `init`).
+            let mut cfg = FlowVaeTrainConfig::new("", out);
+            cfg.init = Some(dir.to_path_buf());
+            cfg.k = crate::train::flow_vae::transforms_of_model(dir, &cfg.transforms, self.steps)
+                .map(|t| t.len())
+                .unwrap_or(cfg.k);
+            cfg.supervision = if self.weak {
+                crate::models::flow_vae::Supervision::Weak
+            } else {
+                crate::models::flow_vae::Supervision::Full
+            };
+            cfg.steps = self.steps;
+            cfg.iters = self.iters;
+            cfg.batch_size = self.batch;
+            cfg.lr = self.lr;
+            cfg.vae_lr = 0.3 * self.lr;
+            cfg.checkpoint_every = defaults::PANEL_CHECKPOINT_EVERY;
+            cfg.log_every = defaults::PANEL_LOG_EVERY;
+            cfg.command = command;
+            return TrainJob::FlowVae(cfg);
+        }
         if self.method == TrainMethod::Ode {
             let mut cfg = OdeTrainConfig::new(dir.to_path_buf(), out);
             cfg.depth = self.depth;

@@ -6,6 +6,7 @@ mod dataset;
 mod directions;
 mod eval;
 mod export;
+mod ffvae;
 mod import;
 mod potentials;
 mod protocol;
@@ -55,6 +56,10 @@ pub enum Command {
     /// Train NeuralODE editing's vector fields (one per factor, integrated by RK4) on a
     /// frozen generator with the factor regressor as the attribute regressor.
     TrainOde(TrainOdeArgs),
+    /// Train the flow-factorized VAE (Hamilton–Jacobi potentials learned with the VAE on
+    /// transformation sequences, supervised or weakly supervised), the VAE with wave
+    /// potentials, or the naive baseline; resumes an interrupted run.
+    TrainFfvae(ffvae::TrainFfvaeArgs),
     /// Train a factor regressor (reads a procedural dataset's factors off an image) for
     /// `eval factors`.
     TrainFactors(TrainFactorsArgs),
@@ -475,6 +480,12 @@ pub enum EvalCommand {
     /// Which ground-truth factors each direction changes (K × F matrix), read by a factor
     /// regressor; the share of change on each direction's main factor.
     Factors(EvalFactorsArgs),
+    /// Equivariance error of a flow-factorized (or any) VAE per transformation: how far the
+    /// decoded flow from x_0 is from the true sequence, Σ_t Σ_pixels |x_t − Decode(z_t)|.
+    Equivariance(ffvae::EvalEquivarianceArgs),
+    /// Log-likelihood of a VAE by importance sampling (IWAE bound) on held-out original and
+    /// transformed frames.
+    Loglik(ffvae::EvalLoglikArgs),
 }
 
 /// Arguments of `fit-directions`.
@@ -892,6 +903,9 @@ pub enum BenchCommand {
     /// latentflow and PyTorch side by side on the same VAE, same machine, one run: decode
     /// latency and training throughput, and their ratios.
     Compare(BenchCompareArgs),
+    /// One training iteration of the flow-factorized VAE (and its variants) on random
+    /// sequences of the scenes VAE's size.
+    Ffvae(ffvae::BenchFfvaeArgs),
 }
 
 /// Arguments of `bench compare`.
@@ -987,6 +1001,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bench(BenchCommand::Potentials(args))) => bench::potentials(args),
         Some(Command::Bench(BenchCommand::App(args))) => bench::app(args),
         Some(Command::Bench(BenchCommand::Compare(args))) => bench::compare(args),
+        Some(Command::Bench(BenchCommand::Ffvae(args))) => ffvae::bench(args),
         Some(Command::TrainPotentials(args)) => potentials::train_potentials(args),
         Some(Command::Encode(args)) => sample::encode(args),
         Some(Command::Traverse(args)) => potentials::traverse(args),
@@ -996,9 +1011,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(EvalCommand::Compare(args))) => eval::compare(args),
         Some(Command::Eval(EvalCommand::Quality(args))) => eval::quality(args),
         Some(Command::Eval(EvalCommand::Factors(args))) => eval::factors(args),
+        Some(Command::Eval(EvalCommand::Equivariance(args))) => ffvae::eval_equivariance(args),
+        Some(Command::Eval(EvalCommand::Loglik(args))) => ffvae::eval_loglik(args),
         Some(Command::TrainFactors(args)) => train::train_factors(args),
         Some(Command::TrainWarped(args)) => warped::train_warped(args),
         Some(Command::TrainOde(args)) => warped::train_ode(args),
+        Some(Command::TrainFfvae(args)) => ffvae::train_ffvae(args),
         Some(Command::FitDirections(args)) => directions::fit_directions(args),
         Some(Command::FitDensity(args)) => directions::fit_density(args),
     }

@@ -153,5 +153,6 @@ fn set_command(job: &mut TrainJob) {
         TrainJob::Potentials(c) => c.command = command,
         TrainJob::Warped(c) => c.command = command,
         TrainJob::Ode(c) => c.command = command,
+        TrainJob::FlowVae(c) => c.command = command,
     }
 }

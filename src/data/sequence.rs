@@ -321,6 +321,147 @@ pub fn apply(image: &Image, transform: &Transform, s: f32) -> Result<Image> {
     }
 }
 
+/// Which sequences a draw may return: one in ten starting points (a starting factor
+/// combination, or a source image) is held out for evaluation, the others are for training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Sequences whose start is not held out.
+    Train,
+    /// Sequences whose start is held out.
+    Test,
+}
+
+impl Split {
+    /// Whether a sequence whose start has this key belongs to the split.
+    fn holds(self, key: u64) -> bool {
+        // SplitMix64's finaliser: a well-mixed hash of the key.
+        let mut x = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        x.is_multiple_of(10) == (self == Split::Test)
+    }
+}
+
+/// Checks that `frames` frames of `transform` exist in `ds` without repeating an image: a
+/// factor sweep needs as many values as frames (a longer sweep would bounce off the end of
+/// a non-cyclic factor, or come back round to its start on a cyclic one).
+pub fn check_fits(ds: &dyn Dataset, transform: &Transform, frames: usize) -> Result<()> {
+    check_frames(frames)?;
+    if let Transform::Factor(i) = transform.resolve(ds)? {
+        let f = &ds.factors()[i];
+        if f.categorical {
+            return Err(Error::config(format!(
+                "factor {} of dataset {} is categorical (it has no order) and cannot be swept",
+                f.name,
+                ds.name()
+            )));
+        }
+        if f.values < frames {
+            return Err(Error::config(format!(
+                "factor {} of dataset {} has {} values, so its sequences have at most {} steps, \
+                 not {} (lower --steps, or leave {} out of --transforms)",
+                f.name,
+                ds.name(),
+                f.values,
+                f.values - 1,
+                frames - 1,
+                f.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A sequence of `frames` images of `transform` whose start belongs to `split` (see
+/// [`Split`]): like [`sequence`], but a factor sweep never bounces or wraps (checked by
+/// [`check_fits`]).
+pub fn sample_sequence(
+    ds: &dyn Dataset,
+    transform: &Transform,
+    frames: usize,
+    split: Split,
+    rng: &mut impl Rng,
+) -> Result<Vec<Image>> {
+    check_fits(ds, transform, frames)?;
+    let transform = transform.resolve(ds)?;
+    // One start in ten is held out: a few dozen draws find one of either split.
+    for _ in 0..1000 {
+        match &transform {
+            Transform::Factor(factor) => {
+                let values = factor_sweep(ds, *factor, frames, rng)?;
+                let key = values[0]
+                    .iter()
+                    .fold(0u64, |h, &v| h.wrapping_mul(1009).wrapping_add(v as u64));
+                if split.holds(key) {
+                    return values.iter().map(|v| ds.render_factors(v)).collect();
+                }
+            }
+            other => {
+                if ds.is_empty() {
+                    return Err(Error::config(format!(
+                        "dataset {} has no images",
+                        ds.name()
+                    )));
+                }
+                let index = rng.gen_range(0..ds.len());
+                if split.holds(index as u64) {
+                    let source = ds.image(index)?;
+                    let last = (frames - 1) as f32;
+                    return (0..frames)
+                        .map(|i| apply(&source, other, i as f32 / last))
+                        .collect();
+                }
+            }
+        }
+    }
+    Err(Error::config(format!(
+        "dataset {} has too few images to hold one in ten out",
+        ds.name()
+    )))
+}
+
+/// Stacks sequences of images into one tensor (F·B, C, S, S), frame-major (frame t of every
+/// sequence, then frame t + 1): every sequence must have the same length and every image the
+/// same shape.
+pub fn stack_sequences(
+    seqs: &[Vec<Image>],
+    device: &candle_core::Device,
+) -> Result<candle_core::Tensor> {
+    let Some(first) = seqs.first() else {
+        return Err(Error::config("no sequences to stack"));
+    };
+    let frames = first.len();
+    if let Some((i, s)) = seqs.iter().enumerate().find(|(_, s)| s.len() != frames) {
+        return Err(Error::config(format!(
+            "sequences of unequal length: sequence 0 has {frames} frames, sequence {i} has {}",
+            s.len()
+        )));
+    }
+    let Some(img) = first.first() else {
+        return Err(Error::config("sequences need at least one frame"));
+    };
+    let (c, h, w) = (img.channels, img.height, img.width);
+    let mut data = Vec::with_capacity(frames * seqs.len() * c * h * w);
+    for t in 0..frames {
+        for s in seqs {
+            let im = &s[t];
+            if (im.channels, im.height, im.width) != (c, h, w) {
+                return Err(Error::config(format!(
+                    "images of different shapes in one batch: {c}×{h}×{w} and {}×{}×{}",
+                    im.channels, im.height, im.width
+                )));
+            }
+            data.extend_from_slice(&im.data);
+        }
+    }
+    Ok(candle_core::Tensor::from_vec(
+        data,
+        (frames * seqs.len(), c, h, w),
+        device,
+    )?)
+}
+
 /// Resamples `image` so that the output pixel at offset (dx, dy) from the centre (y up)
 /// shows the source at `source(dx, dy)`.
 fn warp(image: &Image, source: impl Fn(f32, f32) -> (f32, f32)) -> Image {
@@ -562,5 +703,57 @@ mod tests {
             sequence(&Scenes::new(), &SequenceSpec::new(Transform::Hue), &mut rng).unwrap();
         assert_eq!(frames.len(), 9);
         assert!(diff(&frames[0], &frames[1]) > 0.0);
+    }
+
+    #[test]
+    fn splits_are_disjoint_and_sweeps_must_fit() {
+        let scenes = Scenes::new();
+        let t: Transform = "orientation".parse().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let a = sample_sequence(&scenes, &t, 5, Split::Train, &mut rng).unwrap();
+        assert_eq!(a.len(), 5);
+        // Held-out starts are one in ten: the two splits never share a start key.
+        let key = |v: &[usize]| {
+            v.iter()
+                .fold(0u64, |h, &x| h.wrapping_mul(1009).wrapping_add(x as u64))
+        };
+        let mut train = 0;
+        for i in 0..2000u64 {
+            let v = Scenes::factors_of(i as usize * 97);
+            assert_ne!(Split::Train.holds(key(&v)), Split::Test.holds(key(&v)));
+            train += Split::Train.holds(key(&v)) as usize;
+        }
+        assert!((1700..1900).contains(&train), "{train}");
+        // scale has 8 values: 8 frames fit, 9 do not.
+        let scale: Transform = "scale".parse::<Transform>().unwrap();
+        let scale = Transform::FactorNamed("scale".into())
+            .resolve(&scenes)
+            .unwrap_or(scale);
+        assert!(check_fits(&scenes, &scale, 8).is_ok());
+        let e = check_fits(&scenes, &scale, 9).unwrap_err().to_string();
+        assert!(e.contains("at most 7 steps, not 8"), "{e}");
+        // Image transforms fit any length.
+        assert!(check_fits(&scenes, &Transform::Rotate, 30).is_ok());
+    }
+
+    #[test]
+    fn stacking_refuses_unequal_lengths() {
+        let img = Image::new(3, 4, 4);
+        let ok = stack_sequences(
+            &[vec![img.clone(); 3], vec![img.clone(); 3]],
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(ok.dims(), &[6, 3, 4, 4]);
+        let e = stack_sequences(
+            &[vec![img.clone(); 3], vec![img; 2]],
+            &candle_core::Device::Cpu,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("unequal length") && e.contains("sequence 1 has 2"),
+            "{e}"
+        );
     }
 }

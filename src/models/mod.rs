@@ -5,6 +5,7 @@ pub mod classifier;
 pub mod config;
 pub mod density;
 pub mod factors;
+pub mod flow_vae;
 pub mod gan;
 pub mod images;
 pub mod ode;

@@ -6,6 +6,7 @@
 pub mod batches;
 pub mod density;
 pub mod factors;
+pub mod flow_vae;
 pub mod generator;
 pub mod job;
 pub mod losses;
@@ -63,6 +64,8 @@ pub enum TrainJob {
     Warped(warped::WarpedTrainConfig),
     /// NeuralODE editing's fields.
     Ode(ode::OdeTrainConfig),
+    /// A flow-factorized VAE fine-tuned from the loaded VAE (a new model folder).
+    FlowVae(flow_vae::FlowVaeTrainConfig),
 }
 
 impl TrainJob {
@@ -72,7 +75,14 @@ impl TrainJob {
             TrainJob::Potentials(c) => &c.out,
             TrainJob::Warped(c) => &c.out,
             TrainJob::Ode(c) => &c.out,
+            TrainJob::FlowVae(c) => &c.out,
         }
+    }
+
+    /// Whether the job makes a new model (to open when it is done) rather than a set of
+    /// the loaded one.
+    pub fn makes_model(&self) -> bool {
+        matches!(self, TrainJob::FlowVae(_))
     }
 
     /// Trains on the generator in `dir` (the one loaded in the app).
@@ -81,6 +91,7 @@ impl TrainJob {
             TrainJob::Potentials(c) => c.generator = dir,
             TrainJob::Warped(c) => c.generator = dir,
             TrainJob::Ode(c) => c.generator = dir,
+            TrainJob::FlowVae(c) => c.init = Some(dir),
         }
     }
 
@@ -97,6 +108,9 @@ impl TrainJob {
             }
             TrainJob::Warped(c) => warped::train_warped(c, device, cancel, progress).map(|_| ()),
             TrainJob::Ode(c) => ode::train_ode(c, device, cancel, progress).map(|_| ()),
+            TrainJob::FlowVae(c) => {
+                flow_vae::train_flow_vae(c, device, cancel, progress).map(|_| ())
+            }
         }
     }
 }

@@ -384,6 +384,7 @@ impl State {
                     send(Event::Training(p));
                 });
                 let out = job.out().to_path_buf();
+                let makes_model = job.makes_model();
                 let kept = out.join(crate::store::MANIFEST_FILE).exists();
                 let done = match result {
                     Ok(()) => TrainingEnd::Saved(out.clone()),
@@ -396,10 +397,14 @@ impl State {
                     ),
                     Err(e) => TrainingEnd::Failed(e.to_string()),
                 };
-                let wrote = matches!(done, TrainingEnd::Saved(_)) || kept;
+                let done_saved = matches!(done, TrainingEnd::Saved(_));
+                let wrote = done_saved || kept;
                 send(Event::TrainingDone(done));
-                // New (or updated) potentials become sliders: reload the model folder.
-                if wrote && is_listed(&model_dir, &out) {
+                // A new model opens; new (or updated) potentials become sliders: reload
+                // the model folder.
+                if done_saved && makes_model {
+                    let _ = own_tx.send(Command::LoadModel(out));
+                } else if wrote && is_listed(&model_dir, &out) {
                     let _ = own_tx.send(Command::LoadModel(model_dir));
                 }
             });
