@@ -20,7 +20,7 @@ fn ffvae(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let ms = match measure_iteration_ms(v, s, 8, 8, 5, iters as usize, &dev) {
+                let ms = match measure_iteration_ms(v, s, 3e-4, 8, 8, 5, iters as usize, &dev) {
                     Ok(ms) => ms,
                     Err(e) => panic!("{name}: {e}"),
                 };

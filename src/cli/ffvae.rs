@@ -125,16 +125,12 @@ pub fn train_ffvae(args: TrainFfvaeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Arguments of `eval equivariance`.
+/// The held-out sequences both `eval equivariance` and `eval loglik` draw.
 #[derive(Debug, Args)]
-pub struct EvalEquivarianceArgs {
+pub struct SequenceArgs {
     /// The model folder (a VAE trained by train-ffvae, or any VAE with --transforms).
     #[arg(long)]
     pub model: PathBuf,
-    /// The potential set (default: the model's own potentials-ffvae or potentials-wave;
-    /// none for a naive VAE, whose codes then stay at z_0).
-    #[arg(long)]
-    pub potentials: Option<PathBuf>,
     /// The transformations (default: the ones the model was trained on).
     #[arg(long, value_delimiter = ',')]
     pub transforms: Vec<String>,
@@ -152,30 +148,25 @@ pub struct EvalEquivarianceArgs {
     pub seed: u64,
 }
 
+/// Arguments of `eval equivariance`.
+#[derive(Debug, Args)]
+pub struct EvalEquivarianceArgs {
+    #[command(flatten)]
+    pub sequences: SequenceArgs,
+    /// The potential set (default: the model's own potentials-ffvae or potentials-wave;
+    /// none for a naive VAE, whose codes then stay at z_0).
+    #[arg(long)]
+    pub potentials: Option<PathBuf>,
+}
+
 /// Arguments of `eval loglik`.
 #[derive(Debug, Args)]
 pub struct EvalLoglikArgs {
-    /// The model folder (a VAE).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The transformations of the "transformed" frames (default: the model's).
-    #[arg(long, value_delimiter = ',')]
-    pub transforms: Vec<String>,
-    /// The dataset (default: the model's).
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Steps T per sequence (default: the model's training setting).
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// Held-out sequences per transformation.
-    #[arg(long, default_value_t = 100)]
-    pub n: usize,
+    #[command(flatten)]
+    pub sequences: SequenceArgs,
     /// Importance samples S of the IWAE bound.
     #[arg(long, default_value_t = 100)]
     pub samples: usize,
-    /// Random seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 /// What `eval` needs of a model trained (or not) by train-ffvae.
@@ -187,13 +178,10 @@ struct Sequences {
     steps: usize,
 }
 
-fn sequences_of(
-    model: &std::path::Path,
-    dataset: &Option<String>,
-    transforms: &[String],
-    steps: Option<usize>,
-) -> Result<Sequences> {
+fn sequences_of(args: &SequenceArgs) -> Result<Sequences> {
     use crate::train::flow_vae::{resolve_transforms, transform_names};
+    let (model, dataset, transforms, steps) =
+        (&args.model, &args.dataset, &args.transforms, args.steps);
     let generator = crate::store::load_generator(model, &device()?)?;
     let settings = generator
         .manifest
@@ -256,12 +244,12 @@ fn vae_of(s: &Sequences) -> Result<&crate::models::Vae> {
 /// `eval equivariance`: E_k per transformation, one table and one JSON line.
 pub fn eval_equivariance(args: EvalEquivarianceArgs) -> Result<()> {
     use crate::methods::potential_flow::PotentialFlow;
-    let s = sequences_of(&args.model, &args.dataset, &args.transforms, args.steps)?;
+    let s = sequences_of(&args.sequences)?;
     let vae = vae_of(&s)?;
     let set = args.potentials.clone().or_else(|| {
         ["potentials-ffvae", "potentials-wave"]
             .iter()
-            .map(|f| args.model.join(f))
+            .map(|f| args.sequences.model.join(f))
             .find(|p| p.join(crate::store::MANIFEST_FILE).exists())
     });
     let dev = device()?;
@@ -300,8 +288,8 @@ pub fn eval_equivariance(args: EvalEquivarianceArgs) -> Result<()> {
         s.ds.as_ref(),
         &s.transforms,
         s.steps,
-        args.n,
-        args.seed,
+        args.sequences.n,
+        args.sequences.seed,
         &dev,
     )?;
     match &loaded {
@@ -321,23 +309,23 @@ pub fn eval_equivariance(args: EvalEquivarianceArgs) -> Result<()> {
     println!(
         "{}",
         serde_json::json!({"equivariance": json, "mean": m, "floor": floors, "floor_mean": mf,
-            "steps": s.steps, "n": args.n})
+            "steps": s.steps, "n": args.sequences.n})
     );
     Ok(())
 }
 
 /// `eval loglik`: the IWAE bound on held-out original and transformed frames.
 pub fn eval_loglik(args: EvalLoglikArgs) -> Result<()> {
-    let s = sequences_of(&args.model, &args.dataset, &args.transforms, args.steps)?;
+    let s = sequences_of(&args.sequences)?;
     let vae = vae_of(&s)?;
     let (orig, trans) = crate::eval::equivariance::log_likelihoods(
         vae,
         s.ds.as_ref(),
         &s.transforms,
         s.steps,
-        args.n,
+        args.sequences.n,
         args.samples,
-        args.seed,
+        args.sequences.seed,
         &device()?,
     )?;
     println!(
@@ -346,7 +334,8 @@ pub fn eval_loglik(args: EvalLoglikArgs) -> Result<()> {
     );
     println!(
         "{}",
-        serde_json::json!({"loglik_original": orig, "loglik_transformed": trans, "samples": args.samples, "n": args.n})
+        serde_json::json!({"loglik_original": orig, "loglik_transformed": trans,
+            "samples": args.samples, "n": args.sequences.n})
     );
     Ok(())
 }
@@ -369,6 +358,9 @@ pub struct BenchFfvaeArgs {
     /// full or weak.
     #[arg(long, default_value = "full")]
     pub supervision: Supervision,
+    /// Learning rate of the VAE (0: frozen, as the shipped comparison trains).
+    #[arg(long, default_value_t = F::VAE_LR)]
+    pub vae_lr: f64,
     /// Timed iterations (after one warm-up).
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
@@ -380,6 +372,7 @@ pub fn bench(args: BenchFfvaeArgs) -> Result<()> {
     let ms = crate::train::flow_vae::measure_iteration_ms(
         args.variant,
         args.supervision,
+        args.vae_lr,
         args.batch,
         args.steps,
         args.k,
@@ -392,6 +385,7 @@ pub fn bench(args: BenchFfvaeArgs) -> Result<()> {
             "train_iter_ms": ms,
             "variant": format!("{:?}", args.variant).to_lowercase(),
             "supervision": format!("{:?}", args.supervision).to_lowercase(),
+            "vae": if args.vae_lr > 0.0 { "trained" } else { "frozen" },
             "batch": args.batch,
             "steps": args.steps,
             "k": args.k,

@@ -384,6 +384,9 @@ pub struct FlowVaeTrainer {
     vae_lr: f64,
     params: Params,
     vae: Vae,
+    /// A frozen VAE's weights as constants (made at the first step, after loading or
+    /// resuming): the backward pass then skips the gradients of weights nobody updates.
+    frozen: Option<Vae>,
     potentials: Option<Potentials>,
     classifier: Option<SequenceClassifier>,
     opt_vae: Adam,
@@ -442,6 +445,7 @@ impl FlowVaeTrainer {
             vae_lr: cfg.vae_lr,
             params,
             vae,
+            frozen: None,
             potentials,
             classifier,
             opt_vae,
@@ -472,7 +476,7 @@ impl FlowVaeTrainer {
 
     /// The VAE.
     pub fn vae(&self) -> &Vae {
-        &self.vae
+        self.frozen.as_ref().unwrap_or(&self.vae)
     }
 
     /// The potentials (flow and wave variants).
@@ -501,6 +505,10 @@ impl FlowVaeTrainer {
         iteration: u64,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<(String, f64)>> {
+        if self.vae_lr == 0.0 && self.frozen.is_none() {
+            let p = Params::from_tensors(self.vae_tensors()?, false, batch.x.device())?;
+            self.frozen = Some(Vae::new(&p, self.vae.config())?);
+        }
         let (loss, values) = self.loss(batch, iteration, rng)?;
         // Name the first term that went bad (the total follows any of them).
         let bad = values
@@ -546,7 +554,7 @@ impl FlowVaeTrainer {
 
     /// Encodes `x` and samples z = μ + σ ε.
     fn sample(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor, Tensor)> {
-        let (mu, logvar) = self.vae.encode(x)?;
+        let (mu, logvar) = self.vae().encode(x)?;
         let eps = randn(mu.dims(), rng, x.device())?;
         let z = (&mu + (logvar.affine(0.5, 0.)?.exp()? * eps)?)?;
         Ok((mu, logvar, z))
@@ -559,7 +567,7 @@ impl FlowVaeTrainer {
     ) -> Result<(Tensor, Vec<(String, f64)>)> {
         let frames = (self.steps + 1) as f64;
         let (mu, logvar, z) = self.sample(&batch.x, rng)?;
-        let recon = (bce_with_logits(&self.vae.decode_logits(&z)?, &batch.x)? * frames)?;
+        let recon = (bce_with_logits(&self.vae().decode_logits(&z)?, &batch.x)? * frames)?;
         let kl = (gaussian_kl(&mu, &logvar)? * frames)?;
         let loss = (&recon + &kl)?;
         let values = named(&[("loss", &loss), ("recon", &recon), ("kl", &kl)])?;
@@ -574,7 +582,7 @@ impl FlowVaeTrainer {
         let pots = self.need_potentials()?;
         let (frames, b) = (self.steps + 1, batch.labels.len());
         let (mu, logvar, z) = self.sample(&batch.x, rng)?;
-        let recon = (bce_with_logits(&self.vae.decode_logits(&z)?, &batch.x)? * frames as f64)?;
+        let recon = (bce_with_logits(&self.vae().decode_logits(&z)?, &batch.x)? * frames as f64)?;
         let kl = (gaussian_kl(&mu, &logvar)? * frames as f64)?;
         let mix = Mixing::of_labels(&batch.labels, pots.len(), &mu)?;
         let means: Vec<Tensor> = (0..frames)
@@ -629,7 +637,7 @@ impl FlowVaeTrainer {
             (Supervision::Weak, Some(clf)) => {
                 // The classifier reads the encoder's means of every frame (the encoder is
                 // trained by the reconstructions, not through the classifier).
-                let (mu_all, _) = self.vae.encode(&batch.x)?;
+                let (mu_all, _) = self.vae().encode(&batch.x)?;
                 let mu_all = mu_all.detach();
                 let means: Vec<Tensor> = (0..frames)
                     .map(|t| mu_all.narrow(0, t * b, b))
@@ -673,7 +681,7 @@ impl FlowVaeTrainer {
         }
         let mut all = vec![z0];
         all.extend(codes.iter().cloned());
-        let logits = self.vae.decode_logits(&Tensor::cat(&all, 0)?)?;
+        let logits = self.vae().decode_logits(&Tensor::cat(&all, 0)?)?;
         let recon = (bce_with_logits(&logits, &batch.x)? * frames as f64)?;
         let kl = gaussian_kl(&mu, &logvar)?;
         let y = mix.weights(b, pots.len(), &mu)?;
@@ -1304,10 +1312,13 @@ fn sequences_picture(
 
 /// Milliseconds per training iteration of `variant` on random sequences (the time does
 /// not depend on the images): `batch` sequences of `steps` steps, K = `k`, 64×64 RGB, the
-/// scenes VAE's architecture (latent 16, base 32); the median of `reps` after one warm-up.
+/// scenes VAE's architecture (latent 16, base 32), the VAE trained at `vae_lr` (0: frozen);
+/// the median of `reps` after one warm-up.
+#[allow(clippy::too_many_arguments)]
 pub fn measure_iteration_ms(
     variant: Variant,
     supervision: Supervision,
+    vae_lr: f64,
     batch: usize,
     steps: usize,
     k: usize,
@@ -1317,6 +1328,7 @@ pub fn measure_iteration_ms(
     let mut cfg = FlowVaeTrainConfig::new("scenes", PathBuf::new());
     cfg.variant = variant;
     cfg.supervision = supervision;
+    cfg.vae_lr = vae_lr;
     cfg.k = k;
     cfg.steps = steps;
     let mut arch = GeneratorConfig::new(GeneratorKind::Vae, defaults::LATENT, 3);
