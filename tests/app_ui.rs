@@ -729,6 +729,7 @@ fn the_panel_trains_a_flow_factorized_vae_and_opens_it() {
     h.get_by_label("Flow-factorized VAE").click_accesskit();
     h.step();
     h.get_by_label("weak supervision");
+    h.get_by_label("keep the VAE frozen");
     h.state_mut().training_run(2, 2);
     h.get_by_label("Start training").click_accesskit();
     // The new model opens when it is done, its potentials named after the factors.

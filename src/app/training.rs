@@ -72,6 +72,8 @@ pub struct TrainingPanel {
     w_keep: f64,
     /// Flow-factorized VAE: infer each sequence's transformation (weak supervision).
     weak: bool,
+    /// Flow-factorized VAE: keep the loaded VAE frozen (train only the potentials).
+    freeze_vae: bool,
     /// DP-LaSE: channel subspaces (0: none) and the one the edit is confined to.
     subspaces: usize,
     subspace: usize,
@@ -107,6 +109,7 @@ impl Default for TrainingPanel {
             depth: ode_defaults::DEPTH,
             w_keep: ode_defaults::W_KEEP,
             weak: false,
+            freeze_vae: true,
             subspaces: 0,
             subspace: 0,
             k: defaults::PANEL_K,
@@ -330,7 +333,13 @@ impl TrainingPanel {
                 .on_hover_text("Adam learning rate");
             });
             if self.method == TrainMethod::FlowVae {
-                ui.label("batch: sequences of T + 1 frames; the VAE learns at 0.3 × lr");
+                ui.checkbox(&mut self.freeze_vae, "keep the VAE frozen").on_hover_text(
+                    "Train only the potentials, their force networks, the prior's diffusion \
+                     and (weak) the classifier on the loaded VAE, as the shipped model was; \
+                     unticked, the VAE is fine-tuned too, at 0.3 x lr (in short runs this \
+                     blurs its decoder: see docs/methods.md). The batch counts sequences of \
+                     T + 1 frames.",
+                );
             } else if self.method == TrainMethod::Ode {
                 ui.horizontal(|ui| {
                     ui.label("w_keep");
@@ -620,7 +629,7 @@ impl TrainingPanel {
             cfg.iters = self.iters;
             cfg.batch_size = self.batch;
             cfg.lr = self.lr;
-            cfg.vae_lr = 0.3 * self.lr;
+            cfg.vae_lr = if self.freeze_vae { 0.0 } else { 0.3 * self.lr };
             cfg.checkpoint_every = defaults::PANEL_CHECKPOINT_EVERY;
             cfg.log_every = defaults::PANEL_LOG_EVERY;
             cfg.command = command;
