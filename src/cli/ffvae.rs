@@ -179,7 +179,7 @@ struct Sequences {
 }
 
 fn sequences_of(args: &SequenceArgs) -> Result<Sequences> {
-    use crate::train::flow_vae::{resolve_transforms, transform_names};
+    use crate::train::sequences::{resolve_transforms, transform_names};
     let (model, dataset, transforms, steps) =
         (&args.model, &args.dataset, &args.transforms, args.steps);
     let generator = crate::store::load_generator(model, &device()?)?;

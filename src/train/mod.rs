@@ -12,6 +12,7 @@ pub mod job;
 pub mod losses;
 pub mod ode;
 pub mod potentials;
+pub mod sequences;
 pub mod sets;
 pub mod state;
 pub mod warped;
