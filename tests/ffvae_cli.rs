@@ -275,3 +275,38 @@ fn bad_inputs_are_refused_with_what_to_do() {
     assert!(e.contains("last good checkpoint"), "{e}");
     assert!(nan.join("manifest.json").exists());
 }
+
+#[test]
+fn image_transformations_of_any_dataset_train_from_scratch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sprites");
+    let said = ok(&[
+        "train-ffvae",
+        "--dataset",
+        "sprites",
+        "--transforms",
+        "images",
+        "--k",
+        "2",
+        "--latent",
+        "4",
+        "--steps",
+        "2",
+        "--iters",
+        "1",
+        "--batch-size",
+        "2",
+        "--hidden",
+        "8",
+        "--out",
+        s(&out),
+    ]);
+    assert!(said.contains("trained 1 iterations"), "{said}");
+    let m = manifest(&out.join("potentials-ffvae"));
+    // sprites are greyscale: zoom and rotation, no hue.
+    assert_eq!(
+        m["architecture"]["names"],
+        serde_json::json!(["scale", "rotate"])
+    );
+    assert_eq!(manifest(&out)["architecture"]["latent"], 4);
+}
