@@ -46,6 +46,10 @@ const CASES: &[(&str, &str)] = &[
         "latentflow export-gif --model models/scenes-vae --potentials models/scenes-vae/potentials-pde --k 3 --steps 8 --seed 3 --seeds 4 --ping-pong --out walk.gif",
         "docs/images/scenes-pde-k3.gif",
     ),
+    (
+        "latentflow traverse --model models/scenes-ffvae --k 1 --steps 7 --seed 3 --out strip.png",
+        "docs/images/scenes-ffvae-wall-hue.png",
+    ),
 ];
 
 fn root() -> &'static Path {
@@ -136,29 +140,34 @@ fn every_example_command_reproduces_the_picture_beside_it() {
     }
 }
 
-/// The README's pictures of trained sets are the shipped sets' own `strips.png`, written by
-/// the training commands in models/README.md (about 90 s each: too long to rerun here;
+/// The README's pictures of trained sets are the shipped sets' own `strips.png` (or
+/// `sequences.png`), written by the training commands in models/README.md (about 90 s each: too long to rerun here;
 /// the sets themselves were checked to be byte-identical to those commands' output).
 #[test]
 fn the_trained_sets_pictures_are_the_shipped_sets_own_strips() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let models = std::fs::read_to_string(root().join("models/README.md")).unwrap();
-    for (set, picture, command) in [
+    for (own, picture, command) in [
         (
-            "models/scenes-vae/warped",
+            "models/scenes-vae/warped/strips.png",
             "docs/images/scenes-warped-strips.png",
             "latentflow train-warped --generator models/scenes-vae --k 6 --seed 1",
         ),
         (
-            "models/scenes-vae/ode",
+            "models/scenes-vae/ode/strips.png",
             "docs/images/scenes-ode-strips.png",
             "latentflow train-ode --generator models/scenes-vae --seed 1",
+        ),
+        (
+            "models/scenes-ffvae/sequences.png",
+            "docs/images/scenes-ffvae-sequences.png",
+            "latentflow train-ffvae --dataset scenes --transforms factors --supervision full --k 5 --steps 7",
         ),
     ] {
         assert!(readme.contains(&format!("({picture})")), "{picture}");
         assert!(models.contains(command), "{command}");
         let shown = std::fs::read(root().join(picture)).unwrap();
-        let own = std::fs::read(root().join(set).join("strips.png")).unwrap();
-        assert!(shown == own, "{picture} is not {set}/strips.png");
+        let bytes = std::fs::read(root().join(own)).unwrap();
+        assert!(shown == bytes, "{picture} is not {own}");
     }
 }
