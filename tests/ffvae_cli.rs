@@ -286,8 +286,6 @@ fn image_transformations_of_any_dataset_train_from_scratch() {
         "sprites",
         "--transforms",
         "images",
-        "--k",
-        "2",
         "--latent",
         "4",
         "--steps",
@@ -303,7 +301,7 @@ fn image_transformations_of_any_dataset_train_from_scratch() {
     ]);
     assert!(said.contains("trained 1 iterations"), "{said}");
     let m = manifest(&out.join("potentials-ffvae"));
-    // sprites are greyscale: zoom and rotation, no hue.
+    // sprites are greyscale: zoom and rotation, no hue; one potential each (no --k).
     assert_eq!(
         m["architecture"]["names"],
         serde_json::json!(["scale", "rotate"])

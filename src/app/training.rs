@@ -617,9 +617,6 @@ impl TrainingPanel {
             // The dataset and the VAE are the loaded model's (the worker sets `init`).
             let mut cfg = FlowVaeTrainConfig::new("", out);
             cfg.init = Some(dir.to_path_buf());
-            cfg.k = crate::train::sequences::transforms_of_model(dir, &cfg.transforms, self.steps)
-                .map(|t| t.len())
-                .unwrap_or(cfg.k);
             cfg.supervision = if self.weak {
                 crate::models::flow_vae::Supervision::Weak
             } else {

@@ -28,8 +28,9 @@ pub struct TrainFfvaeArgs {
     /// classifier over the sequence, straight-through Gumbel-softmax).
     #[arg(long, default_value = "full")]
     pub supervision: Supervision,
-    /// Number of potentials K (with full supervision: one per transformation).
-    #[arg(long, default_value_t = 5)]
+    /// Number of potentials K: 0 for one per transformation (with full supervision it
+    /// must be that number).
+    #[arg(long, default_value_t = 0)]
     pub k: usize,
     /// Steps T per sequence (T + 1 frames); a factor needs T + 1 values.
     #[arg(long, default_value_t = F::STEPS)]

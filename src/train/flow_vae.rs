@@ -86,7 +86,7 @@ pub struct FlowVaeTrainConfig {
     pub variant: Variant,
     /// Whether k is given.
     pub supervision: Supervision,
-    /// Number of potentials K.
+    /// Number of potentials K (0: one per transformation).
     pub k: usize,
     /// Steps T per sequence.
     pub steps: usize,
@@ -133,7 +133,7 @@ impl FlowVaeTrainConfig {
             transforms: vec!["factors".into()],
             variant: Variant::Flow,
             supervision: Supervision::Full,
-            k: 5,
+            k: 0,
             steps: defaults::STEPS,
             iters: defaults::ITERS,
             batch_size: defaults::BATCH_SIZE,
@@ -156,7 +156,9 @@ impl FlowVaeTrainConfig {
     /// Checks the numbers (the dataset and transformations are checked on opening).
     pub fn validate(&self) -> Result<()> {
         limits::check_count("--batch-size", self.batch_size, MAX_BATCH)?;
-        limits::check_count("--k", self.k, MAX_K)?;
+        if self.k != 0 {
+            limits::check_count("--k", self.k, MAX_K)?;
+        }
         limits::check_count("--hidden", self.hidden, MAX_WIDTH)?;
         limits::check_count("--steps", self.steps, 64)?;
         if self.iters == 0 || self.checkpoint_every == 0 || self.log_every == 0 {
@@ -800,6 +802,17 @@ pub fn train_flow_vae(
     let frames = cfg.steps + 1;
     let transforms = resolve_transforms(ds.as_ref(), &cfg.transforms, frames)?;
     let names = transform_names(ds.as_ref(), &transforms);
+    // K = 0: one potential per transformation.
+    let resolved;
+    let cfg = if cfg.k == 0 {
+        resolved = FlowVaeTrainConfig {
+            k: names.len(),
+            ..cfg.clone()
+        };
+        &resolved
+    } else {
+        cfg
+    };
     check_k(cfg, &names)?;
     let (arch, init) = match &cfg.init {
         Some(dir) => {

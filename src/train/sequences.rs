@@ -4,15 +4,13 @@
 //! (each potential then sees a contiguous run of rows), rendered ahead on a background
 //! thread.
 
+use crate::data::Dataset;
 use crate::data::sequence::{Split, Transform, check_fits, sample_sequence, stack_sequences};
-use crate::data::{self, Dataset};
-use crate::store;
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use crossbeam_channel::{Receiver, bounded};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::Path;
 use std::sync::Arc;
 
 /// The transformations `names` stand for in `ds`, resolved and checked to fit `frames`.
@@ -56,16 +54,6 @@ pub fn resolve_transforms(
         check_fits(ds, t, frames)?;
     }
     Ok(out)
-}
-
-/// The transformations `names` stand for in the dataset of the VAE in `dir` (its
-/// manifest's), for sequences of `steps` steps.
-pub fn transforms_of_model(dir: &Path, names: &[String], steps: usize) -> Result<Vec<Transform>> {
-    let dataset = store::generator::read_manifest(dir)?
-        .dataset
-        .ok_or_else(|| Error::config(format!("{} names no dataset", dir.display())))?;
-    let ds = data::open(&dataset, data::IMAGE_SIZE)?;
-    resolve_transforms(ds.as_ref(), names, steps + 1)
 }
 
 /// Display names of `transforms`: the factor's name, `scale`, `rotate` or `hue`, or the
