@@ -24,6 +24,20 @@ use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// Refuses `n` sequences of `frames` frames of `ds` that would not fit in memory (the
+/// frames, their reconstructions and the decoder's activations, about 8× the frames).
+fn check_fits_memory(ds: &dyn Dataset, n: usize, frames: usize) -> Result<()> {
+    let values = (ds.channels() * ds.size() * ds.size()) as u64;
+    let bytes = (n as u64)
+        .saturating_mul(frames as u64)
+        .saturating_mul(values)
+        .saturating_mul(4 * 8);
+    crate::limits::check_memory(
+        &format!("evaluating {n} sequences of {frames} frames per transformation (--n)"),
+        bytes,
+    )
+}
+
 /// Held-out sequences of one transformation: frames frame-major (F·n, C, S, S).
 fn held_out(
     ds: &dyn Dataset,
@@ -68,6 +82,7 @@ pub fn equivariance_errors(
     if n == 0 {
         return Err(Error::config("equivariance needs at least one sequence"));
     }
+    check_fits_memory(ds, n, steps + 1)?;
     if let Some((_, map)) = flow
         && map.len() != transforms.len()
     {
@@ -114,6 +129,14 @@ pub fn iwae_log_likelihood(vae: &Vae, x: &Tensor, samples: usize, seed: u64) -> 
     if samples == 0 {
         return Err(Error::config("the IWAE bound needs at least one sample"));
     }
+    // One image's samples are decoded at once.
+    let values = x.elem_count() / x.dim(0)?.max(1);
+    crate::limits::check_memory(
+        &format!("decoding {samples} importance samples of an image at once (--samples)"),
+        (samples as u64)
+            .saturating_mul(values as u64)
+            .saturating_mul(4 * 8),
+    )?;
     let n = x.dim(0)?;
     let chunk = (512 / samples).max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1a7e);

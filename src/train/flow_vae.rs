@@ -70,7 +70,8 @@ pub mod defaults {
     pub const CHECKPOINT_EVERY: u64 = 250;
     /// Log interval.
     pub const LOG_EVERY: u64 = 10;
-    /// Held-out sequences measured at each checkpoint (weak supervision's k-accuracy).
+    /// Held-out sequences measured at each checkpoint (weak supervision's k-accuracy; fewer
+    /// for sequences longer than 16 frames).
     pub const HELD_OUT: usize = 256;
 }
 
@@ -986,7 +987,9 @@ impl FlowVaeJob<'_> {
         let Some(clf) = self.trainer.classifier() else {
             return Ok(None);
         };
-        let b = self.held_out(defaults::HELD_OUT, 0)?;
+        // At most 4,096 frames are encoded at once (fewer sequences for long ones).
+        let n = defaults::HELD_OUT.min(4096 / (self.cfg.steps + 1)).max(1);
+        let b = self.held_out(n, 0)?;
         let frames = self.cfg.steps + 1;
         let n = b.labels.len();
         let (mu, _) = self.trainer.vae().encode(&b.x)?;
