@@ -7,7 +7,9 @@ mod common;
 use common::{fails, ok, s, tiny_model};
 use std::path::Path;
 
-fn train(out: &Path, extra: &[&str]) -> String {
+/// A tiny run's arguments on the tiny scenes VAE (2 iterations of 3 sequences of 3 steps),
+/// then `extra`.
+fn tiny<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "train-ffvae",
         "--dataset",
@@ -28,7 +30,11 @@ fn train(out: &Path, extra: &[&str]) -> String {
         s(out),
     ];
     args.extend_from_slice(extra);
-    ok(&args)
+    args
+}
+
+fn train(out: &Path, extra: &[&str]) -> String {
+    ok(&tiny(out, extra))
 }
 
 fn manifest(path: &Path) -> serde_json::Value {
@@ -219,55 +225,19 @@ fn bad_inputs_are_refused_with_what_to_do() {
     assert!(!out.exists());
     // K not matching the run in the folder.
     train(&out, &["--k", "5"]);
-    let e = fails(&[
-        "train-ffvae",
-        "--dataset",
-        "scenes",
-        "--transforms",
-        "floor_hue,wall_hue,object_hue,scale",
-        "--k",
-        "4",
-        "--init",
-        s(tiny_model()),
-        "--steps",
-        "3",
-        "--iters",
-        "2",
-        "--batch-size",
-        "3",
-        "--hidden",
-        "8",
-        "--checkpoint-every",
-        "1",
-        "--out",
-        s(&out),
-    ]);
+    let e = fails(&tiny(
+        &out,
+        &[
+            "--transforms",
+            "floor_hue,wall_hue,object_hue,scale",
+            "--k",
+            "4",
+        ],
+    ));
     assert!(e.contains("K = 5 potentials, not --k 4"), "{e}");
     // NaN: training stops, names the iteration and the term, and keeps the checkpoint.
     let nan = tmp.path().join("nan");
-    let e = fails(&[
-        "train-ffvae",
-        "--dataset",
-        "scenes",
-        "--init",
-        s(tiny_model()),
-        "--k",
-        "5",
-        "--steps",
-        "3",
-        "--iters",
-        "6",
-        "--batch-size",
-        "3",
-        "--hidden",
-        "8",
-        "--vae-lr",
-        "1e30",
-        "--checkpoint-every",
-        "1",
-        "--out",
-        s(&nan),
-    ]);
+    let e = fails(&tiny(&nan, &["--vae-lr", "1e30"]));
     assert!(
         e.contains("training stopped at iteration") && e.contains("loss term"),
         "{e}"
